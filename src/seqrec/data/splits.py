@@ -1,0 +1,174 @@
+"""k-core filtering and train/valid/test splits into padded-sequence-ready form."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from seqrec.data.catalog import ItemCatalog, item_counts, popularity_labels
+from seqrec.data.idmap import IdMap
+from seqrec.data.interactions import Interactions, Sequences
+from seqrec.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ItemStats:
+    """Popularity of items in the training data (what beyond-accuracy metrics are measured against)."""
+
+    counts: np.ndarray  # [N+1] training interactions per item
+    labels: np.ndarray  # [N+1] +1 head / 0 mid / -1 tail
+
+    @property
+    def pop_scores(self) -> np.ndarray:  # [N+1] share of training interactions
+        return self.counts / max(int(self.counts.sum()), 1)
+
+
+@dataclass
+class EvalSplit:
+    """Users to evaluate: each has an input history (also the seen items) and one target item."""
+
+    name: str
+    users: np.ndarray  # [E] internal user ids
+    histories: Sequences  # E rows, oldest first
+    targets: np.ndarray  # [E] internal item ids
+    num_items: int
+    item_stats: ItemStats
+    catalog: ItemCatalog
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class SplitData:
+    """A dataset ready for training and evaluation."""
+
+    name: str
+    train: Sequences  # [U rows] training sequence per internal user (may be empty)
+    valid: EvalSplit
+    test: EvalSplit
+    user_map: IdMap
+    item_map: IdMap
+    catalog: ItemCatalog
+    item_stats: ItemStats
+    full_histories: Sequences = field(repr=False, default=None)  # type: ignore[assignment]  # every known item
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_map)
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_map)
+
+
+def kcore(interactions: Interactions, min_user: int = 5, min_item: int = 5, catalog: ItemCatalog | None = None
+          ) -> tuple[Interactions, ItemCatalog | None]:
+    """Iteratively drop users and items with fewer interactions than the thresholds."""
+    mask = np.ones(len(interactions), dtype=bool)
+    while True:
+        user_n = np.bincount(interactions.users[mask], minlength=interactions.num_users)
+        item_n = np.bincount(interactions.items[mask], minlength=interactions.num_items + 1)
+        keep = mask & (user_n[interactions.users] >= min_user) & (item_n[interactions.items] >= min_item)
+        if keep.sum() == mask.sum():
+            break
+        mask = keep
+    if not mask.any():
+        raise DataError(f"no interactions left after {min_user}/{min_item}-core filtering; lower the thresholds")
+    if mask.all():
+        return interactions, catalog
+    kept_items = np.unique(interactions.items[mask])
+    out = interactions.subset(mask)
+    return out, None if catalog is None else _subset_catalog(catalog, kept_items)
+
+
+def _subset_catalog(catalog: ItemCatalog, kept_items: np.ndarray) -> ItemCatalog:
+    index = np.concatenate([[0], kept_items])
+    titles = None if catalog.titles is None else [catalog.titles[i] for i in index]
+    attrs = {k: [vals[i] for i in index] for k, vals in catalog.attributes.items()}
+    return ItemCatalog(num_items=len(kept_items), titles=titles, attributes=attrs)
+
+
+def _stats(train: Sequences, num_items: int, head_share: float, tail_share: float) -> ItemStats:
+    counts = item_counts(train.items, num_items)
+    return ItemStats(counts=counts, labels=popularity_labels(counts, head_share, tail_share))
+
+
+def leave_one_out(
+    interactions: Interactions,
+    catalog: ItemCatalog,
+    name: str = "data",
+    head_share: float = 0.2,
+    tail_share: float = 0.8,
+    drop_short_users: bool = True,
+) -> SplitData:
+    """Valid target = second-to-last item, test target = last item; users need >= 3 interactions."""
+    seqs = interactions.sequences()
+    lengths = seqs.lengths
+    short = lengths < 3
+    if short.any() and not drop_short_users:
+        raise DataError(
+            f"{name}: {int(short.sum())} users have fewer than 3 interactions, too few for leave-one-out; "
+            "apply k-core filtering (data.min_user_interactions) or allow dropping them"
+        )
+    if short.any():
+        log.warning("%s: dropping %d users with fewer than 3 interactions", name, int(short.sum()))
+    keep = np.flatnonzero(~short)
+    if len(keep) == 0:
+        raise DataError(f"{name}: no user has the 3 interactions leave-one-out needs")
+    train = seqs.truncate(np.where(short, lengths, 2))
+    stats = _stats(train, interactions.num_items, head_share, tail_share)
+    common = dict(num_items=interactions.num_items, item_stats=stats, catalog=catalog)
+    valid = EvalSplit("valid", keep, train.take(keep), seqs.last(2)[keep], **common)
+    test = EvalSplit("test", keep, seqs.truncate(1).take(keep), seqs.last(1)[keep], **common)
+    return SplitData(name, train, valid, test, interactions.user_map, interactions.item_map, catalog, stats, seqs)
+
+
+def temporal_split(
+    interactions: Interactions,
+    catalog: ItemCatalog,
+    name: str = "data",
+    valid_share: float = 0.1,
+    test_share: float = 0.1,
+    head_share: float = 0.2,
+    tail_share: float = 0.8,
+) -> SplitData:
+    """Global temporal split: the last `test_share` of time is test, the `valid_share` before it validation.
+
+    Training uses every interaction before the validation boundary. A valid (test) user has history before the
+    boundary; the target is its first interaction after it, predicted from everything before the boundary.
+    """
+    if interactions.timestamps is None:
+        raise DataError(f"{name}: the temporal split needs timestamps; this dataset has none (use split: loo)")
+    ts = interactions.timestamps
+    t_test = np.quantile(ts, 1.0 - test_share)
+    t_valid = np.quantile(ts, 1.0 - test_share - valid_share)
+    seqs = interactions.sequences()
+    train = _before(interactions, t_valid)
+    stats = _stats(train, interactions.num_items, head_share, tail_share)
+    common = dict(num_items=interactions.num_items, item_stats=stats, catalog=catalog)
+    valid = _first_after(interactions, t_valid, t_test, "valid", common)
+    test = _first_after(interactions, t_test, np.inf, "test", common)
+    if len(test) == 0:
+        raise DataError(f"{name}: no user has interactions on both sides of the test boundary")
+    return SplitData(name, train, valid, test, interactions.user_map, interactions.item_map, catalog, stats, seqs)
+
+
+def _before(inter: Interactions, t: float) -> Sequences:
+    """Per-user items strictly before time t (rows stay chronological)."""
+    mask = inter.timestamps < t
+    counts = np.bincount(inter.users[mask], minlength=inter.num_users)
+    return Sequences(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), inter.items[mask])
+
+
+def _first_after(inter: Interactions, start: float, end: float, split: str, common: dict) -> EvalSplit:
+    history = _before(inter, start)
+    rows = np.flatnonzero((inter.timestamps >= start) & (inter.timestamps < end))
+    users, first = np.unique(inter.users[rows], return_index=True)  # rows are chronological per user
+    has_history = history.lengths[users] > 0
+    users, targets = users[has_history], inter.items[rows[first]][has_history]
+    return EvalSplit(split, users.astype(np.int64), history.take(users), targets.astype(np.int64), **common)

@@ -1,0 +1,24 @@
+"""User-facing errors: every message says what went wrong, where, and what to do."""
+
+from __future__ import annotations
+
+
+class SeqrecError(Exception):
+    """Base class for errors caused by user input (files, configs, arguments, run directories)."""
+
+
+class DataError(SeqrecError):
+    """A dataset file is missing, malformed, or empty after filtering."""
+
+
+class ConfigError(SeqrecError):
+    """A config key or value is invalid."""
+
+
+class RunError(SeqrecError):
+    """A run directory is missing, incomplete, or of another kind."""
+
+
+def suggest(options: list[str] | tuple[str, ...] | set[str]) -> str:
+    """Render the valid choices for an error message."""
+    return ", ".join(sorted(str(o) for o in options))
