@@ -42,7 +42,7 @@ class Sequences:
         """Drop the last `drop_last` items of each row (an int or one count per row)."""
         lengths = np.maximum(self.lengths - drop_last, 0)
         starts = self.offsets[:-1]
-        keep = _ranges(starts, lengths)
+        keep = concat_ranges(starts, lengths)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return Sequences(offsets, self.items[keep])
 
@@ -63,8 +63,8 @@ class Sequences:
         if n_rows == 0:
             return out
         row_idx = np.repeat(np.arange(n_rows), lengths)
-        col_idx = _ranges(max_len - lengths, lengths)
-        src = _ranges(self.offsets[1:] - lengths, lengths)
+        col_idx = concat_ranges(max_len - lengths, lengths)
+        src = concat_ranges(self.offsets[1:] - lengths, lengths)
         out[row_idx, col_idx] = self.items[src]
         return out
 
@@ -73,7 +73,7 @@ class Sequences:
         return np.repeat(np.arange(len(self)), self.lengths)
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenation of arange(start, start + length) for each pair, vectorised."""
     lengths = np.asarray(lengths, dtype=np.int64)
     total = int(lengths.sum())

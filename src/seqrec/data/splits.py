@@ -172,3 +172,53 @@ def _first_after(inter: Interactions, start: float, end: float, split: str, comm
     has_history = history.lengths[users] > 0
     users, targets = users[has_history], inter.items[rows[first]][has_history]
     return EvalSplit(split, users.astype(np.int64), history.take(users), targets.astype(np.int64), **common)
+
+
+def predefined_split(
+    interactions: Interactions,
+    catalog: ItemCatalog,
+    valid_rows: np.ndarray,
+    test_rows: np.ndarray,
+    name: str = "data",
+    head_share: float = 0.2,
+    tail_share: float = 0.8,
+) -> SplitData:
+    """Split shipped with the data: `valid_rows` / `test_rows` mark each user's (at most one) target row.
+
+    Every other row is training. The valid history is the user's training rows; the test history is the
+    training plus validation rows. Users without such a row, or without history, are absent from that split.
+    """
+    if not len(valid_rows) == len(test_rows) == len(interactions):
+        raise DataError(f"{name}: the valid/test row masks must have one entry per interaction")
+    train = _masked(interactions, ~(valid_rows | test_rows))
+    stats = _stats(train, interactions.num_items, head_share, tail_share)
+    common = dict(num_items=interactions.num_items, item_stats=stats, catalog=catalog)
+    valid = _shipped_targets(interactions, valid_rows, train, "valid", name, common)
+    test = _shipped_targets(interactions, test_rows, _masked(interactions, ~test_rows), "test", name, common)
+    if len(test) == 0:
+        raise DataError(f"{name}: the predefined split has no test user with a history")
+    maps = (interactions.user_map, interactions.item_map)
+    return SplitData(name, train, valid, test, *maps, catalog, stats, interactions.sequences())
+
+
+def _masked(inter: Interactions, mask: np.ndarray) -> Sequences:
+    """Per-user items of the rows in `mask` (row order kept)."""
+    counts = np.bincount(inter.users[mask], minlength=inter.num_users)
+    return Sequences(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), inter.items[mask])
+
+
+def _shipped_targets(inter: Interactions, target_rows: np.ndarray, history: Sequences, split: str, name: str,
+                     common: dict) -> EvalSplit:
+    rows = np.flatnonzero(target_rows)
+    users, counts = np.unique(inter.users[rows], return_counts=True)
+    if (counts > 1).any():
+        k = int(np.argmax(counts > 1))
+        raise DataError(f"{name}: user {inter.user_map.external[users[k]]} has {counts[k]} {split} rows; "
+                        "a predefined split needs at most one target per user")
+    targets = inter.items[rows[np.argsort(inter.users[rows], kind="stable")]]  # aligned with `users`
+    has_history = history.lengths[users] > 0
+    if not has_history.all():
+        skipped = int((~has_history).sum())
+        log.warning("%s: skipping %d %s users with no earlier interactions", name, skipped, split)
+    users, targets = users[has_history], targets[has_history]
+    return EvalSplit(split, users.astype(np.int64), history.take(users), targets.astype(np.int64), **common)

@@ -1,0 +1,93 @@
+"""The Python API: train a model on a dataset, run an experiment to a run directory, load a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from seqrec.data.config import DataConfig
+from seqrec.data.splits import SplitData
+from seqrec.evaluation.evaluate import evaluate
+from seqrec.experiment import ExperimentConfig
+from seqrec.models.base import ModelConfig, build_model
+from seqrec.recommender import Recommender
+from seqrec.runs import Run, load_run, save_run, unique_run_dir
+from seqrec.training.config import EvalConfig, TrainConfig
+from seqrec.training.trainer import Trainer, seed_everything
+
+
+def train(model: ModelConfig, data: SplitData, train: TrainConfig | None = None,
+          eval: EvalConfig | None = None, data_config: DataConfig | None = None,
+          progress: bool = True) -> Run:
+    """Train `model` on `data`, restore the best validation epoch and report valid + test metrics."""
+    train = train or TrainConfig()
+    eval = eval or EvalConfig()
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    seed_everything(train.seed)
+    encoder = build_model(model, data.num_items)
+    result = Trainer(encoder, data, train, eval, progress=progress).fit()
+    recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog)
+    metrics = {
+        "valid": evaluate(recommender, data.valid, ks=eval.ks, mask_seen=eval.mask_seen, chunk_size=eval.chunk_size),
+        "test": evaluate(recommender, data.test, ks=eval.ks, mask_seen=eval.mask_seen, chunk_size=eval.chunk_size),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "train_seconds": round(result.seconds, 2),
+        "protocol": protocol(data, model, eval, data_config),
+    }
+    config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=eval)
+    return Run(config, recommender, metrics, result.history)
+
+
+def protocol(data: SplitData, model: ModelConfig, eval: EvalConfig, data_config: DataConfig | None) -> dict:
+    """What the numbers mean: dataset, split, ranking, masking (reported next to every metric)."""
+    return {
+        "dataset": data.name,
+        "split": data_config.split if data_config else "loo",
+        "users": data.num_users,
+        "items": data.num_items,
+        "valid_users": len(data.valid),
+        "test_users": len(data.test),
+        "ranking": "full catalogue",
+        "seen_items_masked": eval.mask_seen,
+        "max_len": model.max_len,
+    }
+
+
+def run_experiment(config: ExperimentConfig, output_dir: str | Path = "runs", progress: bool = True) -> Run:
+    """Load data, train, evaluate and write a new run directory under `output_dir`."""
+    from seqrec.data.registry import load as load_data
+
+    data = load_data(config.data)
+    target = unique_run_dir(output_dir, config.run_name)
+    run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress)
+    run.config.name = target.name
+    save_run(run, target)
+    return run
+
+
+def load(path: str | Path, device: str = "cpu") -> Run:
+    """Restore a run directory; `load(path).recommender.recommend(["42"], k=10)`."""
+    return load_run(path, device=device)
+
+
+def evaluate_run(path: str | Path, split: str = "test", mask_seen: bool = True,
+                 attributes: list[str] | None = None, data_dir: str | None = None) -> dict[str, float]:
+    """Reload a run's dataset and evaluate the run on its valid or test split."""
+    from seqrec.data.registry import load as load_data
+    from seqrec.errors import RunError, SeqrecError
+
+    if split not in ("valid", "test"):
+        raise SeqrecError(f"split must be valid or test, got {split!r}")
+    run = load_run(path)
+    data_config = run.config.data
+    if data_dir:
+        data_config.data_dir = data_dir
+    data = load_data(data_config)
+    if data.item_map != run.recommender.item_map:
+        raise RunError(f"{path}: the dataset {data.name!r} no longer has the item ids this run was trained on")
+    ec = run.config.eval
+    return evaluate(run.recommender, getattr(data, split), ks=ec.ks, attributes=attributes,
+                    mask_seen=mask_seen, chunk_size=ec.chunk_size)

@@ -1,0 +1,137 @@
+"""The `seqrec` command line: parse, call the library, print. User mistakes never show a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seqrec.errors import SeqrecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, evaluate and serve sequential recommenders.")
+data_app = typer.Typer(no_args_is_help=True, help="Named datasets.")
+app.add_typer(data_app, name="data")
+console = Console()
+
+DataDir = Annotated[Optional[str], typer.Option("--data-dir", help="Data root (default: $SEQREC_DATA or ./data).")]
+
+
+@data_app.command("list")
+def data_list(data_dir: DataDir = None) -> None:
+    """List the named datasets, their published sizes and whether their files are present."""
+    from seqrec.data.registry import list_datasets
+
+    table = Table("name", "users", "items", "interactions", "present", "description")
+    for row in list_datasets(data_dir):
+        present = "[green]yes[/]" if row["present"] else f"[red]no[/] ({row['path']})"
+        table.add_row(row["name"], _count(row.get("users")), _count(row.get("items")),
+                      _count(row.get("interactions")), present, row["description"])
+    console.print(table)
+
+
+@data_app.command("info")
+def data_info(name: str, data_dir: DataDir = None) -> None:
+    """Load a dataset and show its statistics."""
+    from seqrec.data.registry import dataset_info
+
+    table = Table("property", "value", title=name)
+    for key, value in dataset_info(name, data_dir).items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command()
+def train(config: Path,
+          overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override: section.key=value")] = None,
+          output_dir: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
+          data_dir: DataDir = None) -> None:
+    """Train the experiment in CONFIG (YAML) and write a new run directory."""
+    from seqrec.api import run_experiment
+    from seqrec.config import apply_overrides, read_yaml
+    from seqrec.experiment import ExperimentConfig
+
+    raw = apply_overrides(read_yaml(config), list(overrides or []))
+    if data_dir:
+        raw.setdefault("data", {})["data_dir"] = data_dir
+    run = run_experiment(ExperimentConfig.from_dict(raw), output_dir)
+    print_metrics({"valid": run.metrics["valid"], "test": run.metrics["test"]}, title=f"{run.path}")
+    console.print(f"run saved to [bold]{run.path}[/] (best epoch {run.metrics['best_epoch']})")
+
+
+@app.command()
+def evaluate(run_dir: Path, split: Annotated[str, typer.Option(help="valid or test")] = "test",
+             mask_seen: Annotated[bool, typer.Option(help="Mask items the user has seen.")] = True,
+             attribute: Annotated[Optional[list[str]], typer.Option(help="Attribute value, e.g. Comedy.")] = None,
+             data_dir: DataDir = None) -> None:
+    """Evaluate a run on its dataset's valid or test split (full ranking)."""
+    from seqrec.api import evaluate_run
+
+    metrics = evaluate_run(run_dir, split=split, mask_seen=mask_seen, attributes=list(attribute or []),
+                           data_dir=data_dir)
+    print_metrics({split: metrics}, title=str(run_dir))
+
+
+@app.command()
+def recommend(run_dir: Path, user: Annotated[list[str], typer.Option(help="External user id (repeatable).")],
+              k: Annotated[int, typer.Option(help="List length.")] = 10,
+              as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False) -> None:
+    """Top-k items for users of a trained run, in the dataset's own ids, with titles when known."""
+    from seqrec.api import load
+
+    rows = load(run_dir).recommender.recommend(user, k=k)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table("user", "rank", "item", "score", "title")
+    for r in rows:
+        table.add_row(r["user"], str(r["rank"]), r["item"], f"{r['score']:.3f}", r["title"])
+    console.print(table)
+
+
+@app.command()
+def demo(output_dir: Annotated[Path, typer.Option(help="Where the demo runs go.")] = Path("runs/demo"),
+         users: Annotated[int, typer.Option(help="Synthetic users.")] = 3000,
+         epochs: Annotated[int, typer.Option(help="Max epochs per model.")] = 30) -> None:
+    """End-to-end tour on built-in synthetic data: train three models, compare, recommend, plot."""
+    from seqrec.demo import run_demo
+
+    run_demo(output_dir, users=users, epochs=epochs, console=console)
+
+
+def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", ks: tuple[int, ...] = (5, 10, 20, 50)
+                  ) -> None:
+    """Accuracy table (rows = split, columns = metric@k) plus beyond-accuracy at 10 when present."""
+    columns = [f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in ks]
+    extra = ["coverage@10", "deep_lt_coverage@10", "gini@10", "arp@10"]
+    first = next(iter(by_split.values()))
+    columns = [c for c in columns + extra if c in first] + [c for c in first if c not in columns + extra]
+    table = Table("split", *columns, title=title)
+    for split, metrics in by_split.items():
+        table.add_row(split, *(f"{metrics[c]:.4f}" if c in metrics else "" for c in columns))
+    console.print(table)
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value or "")
+
+
+def main() -> None:
+    """Console entry point: `SeqrecError` -> message and exit code 2; Ctrl-C -> exit 130."""
+    try:
+        app()
+    except SeqrecError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted; no run directory was written[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""One `evaluate()` for every stage: full-catalogue ranking in user chunks, seen items masked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from seqrec.data.interactions import concat_ranges
+from seqrec.data.splits import EvalSplit
+from seqrec.evaluation.metrics import accuracy_metrics, attribute_metrics, beyond_accuracy
+from seqrec.errors import SeqrecError
+
+DEFAULT_KS = (5, 10, 20, 50)
+MetricGroup = Literal["accuracy", "beyond-accuracy", "all"]
+
+
+class Scorer(Protocol):
+    """Anything that scores the whole catalogue from left-padded histories (an encoder or a wrapper)."""
+
+    max_len: int
+    device: torch.device
+
+    def score(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, N+1]
+        ...
+
+
+@dataclass
+class Ranking:
+    """Per-user outcome of full ranking, in the split's user order."""
+
+    ranks: torch.Tensor  # [E] 0-based rank of the target
+    top: np.ndarray  # [E, K] internal item ids, best first
+
+
+@torch.no_grad()
+def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = True,
+               chunk_size: int = 1024) -> Ranking:
+    """Score every item for every user in chunks; mask seen items with -inf before ranks and top-k."""
+    was_training = getattr(scorer, "training", False)
+    if hasattr(scorer, "eval"):
+        scorer.eval()  # type: ignore[attr-defined]
+    device = scorer.device
+    lengths = np.minimum(split.histories.lengths, scorer.max_len)
+    order = np.argsort(lengths, kind="stable")  # similar lengths per chunk -> less padding
+    padded = torch.from_numpy(split.histories.padded(scorer.max_len))
+    targets = torch.from_numpy(split.targets)
+    ranks = torch.empty(len(split), dtype=torch.long)
+    top = np.zeros((len(split), k), dtype=np.int64)
+    for start in range(0, len(split), chunk_size):
+        rows = order[start : start + chunk_size]
+        width = max(int(lengths[rows].max()), 1)
+        items = padded[rows][:, -width:].to(device)
+        scores = scorer.score(items).float()  # [C, N+1]
+        if mask_seen:
+            _mask_seen(scores, split, rows)
+        chunk_targets = targets[rows].to(device)
+        target_scores = scores.gather(1, chunk_targets[:, None])  # [C, 1]
+        ranks[rows] = (scores > target_scores).sum(1).cpu()
+        top[rows] = scores.topk(min(k, scores.shape[1] - 1), dim=1).indices.cpu().numpy()
+    if was_training:
+        scorer.train()  # type: ignore[attr-defined]
+    return Ranking(ranks, top)
+
+
+def _mask_seen(scores: torch.Tensor, split: EvalSplit, rows: np.ndarray) -> None:
+    """Set every item in each row's full history to -inf (also those older than max_len)."""
+    hist = split.histories
+    lengths = hist.lengths[rows]
+    cols = hist.items[concat_ranges(hist.offsets[rows], lengths)]
+    local_rows = np.repeat(np.arange(len(rows)), lengths)
+    scores[torch.from_numpy(local_rows).to(scores.device), torch.from_numpy(cols).to(scores.device)] = float("-inf")
+
+
+def evaluate(scorer: Scorer, split: EvalSplit, ks: tuple[int, ...] = DEFAULT_KS,
+             metrics: MetricGroup = "all", attributes: list[str] | None = None,
+             mask_seen: bool = True, chunk_size: int = 1024) -> dict[str, float]:
+    """Full-ranking metrics of `scorer` on `split`.
+
+    accuracy: HR (= Recall, one target), NDCG, MRR at each k. beyond-accuracy: coverage, long-tail and
+    deep-long-tail coverage, Gini, ARP. `attributes`: attribute values (e.g. ["Comedy"]) for ratio@k and
+    HR/NDCG over users whose target has that value.
+    """
+    if len(split) == 0:
+        raise SeqrecError(f"the {split.name} split has no users to evaluate")
+    if metrics not in ("accuracy", "beyond-accuracy", "all"):
+        raise SeqrecError(f"metrics must be accuracy, beyond-accuracy or all; got {metrics!r}")
+    ks = tuple(sorted(ks))
+    ranking = rank_split(scorer, split, k=max(ks), mask_seen=mask_seen, chunk_size=chunk_size)
+    out: dict[str, float] = {}
+    if metrics in ("accuracy", "all"):
+        out |= accuracy_metrics(ranking.ranks, ks)
+    if metrics in ("beyond-accuracy", "all"):
+        stats = split.item_stats
+        for k in ks:
+            out |= beyond_accuracy(ranking.top, k, stats.labels, stats.pop_scores)
+    for value in attributes or []:
+        has_value = split.catalog.has_value(value)
+        out |= attribute_metrics(ranking.ranks, ranking.top, split.targets, has_value, value, ks)
+    return out

@@ -1,0 +1,57 @@
+"""An experiment = data + model + training + evaluation settings, as saved in every run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from seqrec.config import from_dict, to_dict
+from seqrec.data.config import DataConfig
+from seqrec.errors import ConfigError, suggest
+from seqrec.models.base import MODEL_REGISTRY, ModelConfig
+from seqrec.models.sasrec import SASRecConfig
+from seqrec.training.config import EvalConfig, TrainConfig
+
+SECTIONS = ("name", "data", "model", "train", "eval")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything needed to reproduce a run. `model.name` selects the model config class."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=SASRecConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    name: str = ""  # run name; default "<model>-<data>"
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.model.name}-{self.data.name}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        unknown = set(data) - set(SECTIONS)
+        if unknown:
+            raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; valid sections: {suggest(SECTIONS)}")
+        return cls(
+            data=from_dict(DataConfig, data.get("data"), "data."),
+            model=model_config_from_dict(data.get("model") or {}),
+            train=from_dict(TrainConfig, data.get("train"), "train."),
+            eval=from_dict(EvalConfig, data.get("eval"), "eval."),
+            name=str(data.get("name") or ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.run_name, "data": to_dict(self.data), "model": to_dict(self.model),
+                "train": to_dict(self.train), "eval": to_dict(self.eval)}
+
+
+def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """Pick the config class from `name` (default sasrec) and validate the rest of the keys against it."""
+    data = dict(data)
+    name = data.pop("name", "sasrec")
+    if name not in MODEL_REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; valid models: {suggest(MODEL_REGISTRY)}")
+    config_cls, _ = MODEL_REGISTRY[name]
+    return from_dict(config_cls, data, "model.")

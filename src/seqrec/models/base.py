@@ -1,0 +1,81 @@
+"""The encoder seam every model implements, and the model registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from seqrec.errors import ConfigError
+
+Objective = Literal["next_item", "cloze"]
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model config shares; each model subclasses this with its own knobs."""
+
+    name: ClassVar[str] = ""
+    objective: ClassVar[Objective] = "next_item"
+    max_len: int = 50
+    hidden: int = 64
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.max_len < 2:
+            raise ConfigError(f"model.max_len must be >= 2, got {self.max_len}")
+        if self.hidden < 1:
+            raise ConfigError(f"model.hidden must be >= 1, got {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+class SequentialEncoder(nn.Module):
+    """Base class: `encode`, `item_embeddings`, `user_vector`; scores are `user_vector @ item_embeddings.T`."""
+
+    config: ModelConfig
+
+    def __init__(self, config: ModelConfig, num_items: int) -> None:
+        super().__init__()
+        self.config = config
+        self.num_items = num_items
+
+    @property
+    def max_len(self) -> int:
+        return self.config.max_len
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, items: torch.Tensor) -> torch.Tensor:
+        """Hidden state per position.  items [B, L] (left-padded, 0 = pad) -> [B, L, D]"""
+        raise NotImplementedError
+
+    def item_embeddings(self) -> torch.Tensor:
+        """Output item vectors, row 0 = padding.  -> [N+1, D]"""
+        raise NotImplementedError
+
+    def user_vector(self, items: torch.Tensor) -> torch.Tensor:
+        """Representation that scores the next item.  items [B, L] -> [B, D]"""
+        return self.encode(items)[:, -1]
+
+    def score(self, items: torch.Tensor) -> torch.Tensor:
+        """Scores of every item; padding gets -inf.  items [B, L] -> [B, N+1]"""
+        scores = self.user_vector(items) @ self.item_embeddings().T
+        scores[:, 0] = float("-inf")
+        return scores
+
+
+MODEL_REGISTRY: dict[str, tuple[type[ModelConfig], type[SequentialEncoder]]] = {}
+
+
+def register(config_cls: type[ModelConfig], model_cls: type[SequentialEncoder]) -> None:
+    MODEL_REGISTRY[config_cls.name] = (config_cls, model_cls)
+
+
+def build_model(config: ModelConfig, num_items: int) -> SequentialEncoder:
+    _, model_cls = MODEL_REGISTRY[config.name]
+    return model_cls(config, num_items)

@@ -1,0 +1,58 @@
+"""BERT4Rec: bidirectional self-attention trained with cloze masking; scores from an appended mask token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from seqrec.errors import ConfigError
+from seqrec.models.base import Objective, register
+from seqrec.models.sasrec import SASRec, SASRecConfig
+
+
+@dataclass
+class BERT4RecConfig(SASRecConfig):
+    """BERT4Rec defaults: post-LN, GELU, 2 heads, FFN 4×hidden, 20% of items masked."""
+
+    name: ClassVar[str] = "bert4rec"
+    objective: ClassVar[Objective] = "cloze"
+    heads: int = 2
+    norm: Literal["pre", "post"] = "post"
+    activation: Literal["relu", "gelu"] = "gelu"
+    mask_prob: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.inner == 0:
+            self.inner = 4 * self.hidden
+        super().__post_init__()
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ConfigError(f"model.mask_prob must be in (0, 1), got {self.mask_prob}")
+
+
+class BERT4Rec(SASRec):
+    """Cloze-trained bidirectional encoder (Sun et al., 2019). The mask token id is N+1."""
+
+    causal: ClassVar[bool] = False
+    extra_tokens: ClassVar[int] = 1
+
+    def __init__(self, config: BERT4RecConfig, num_items: int) -> None:
+        super().__init__(config, num_items)
+        self.head = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.LayerNorm(config.hidden))
+
+    @property
+    def mask_token(self) -> int:
+        return self.num_items + 1
+
+    def encode(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
+        return self.head(super().encode(items))
+
+    def user_vector(self, items: torch.Tensor) -> torch.Tensor:
+        """Append the mask token after the history (dropping the oldest slot).  [B, L] -> [B, D]"""
+        mask = torch.full_like(items[:, :1], self.mask_token)
+        return self.encode(torch.cat([items[:, 1:], mask], dim=1))[:, -1]
+
+
+register(BERT4RecConfig, BERT4Rec)

@@ -1,0 +1,71 @@
+"""SASRec: causal self-attention over the item sequence, tied item embeddings, loss at every position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+
+from seqrec.errors import ConfigError
+from seqrec.models.base import ModelConfig, Objective, SequentialEncoder, register
+from seqrec.models.blocks import SequenceEmbedding, TransformerStack, attention_mask, init_weights
+
+
+@dataclass
+class SASRecConfig(ModelConfig):
+    """SASRec+ defaults (pre-LN, full-softmax CE at every position). RecBole style: norm=post, activation=gelu,
+    inner=256, loss_positions=last."""
+
+    name: ClassVar[str] = "sasrec"
+    objective: ClassVar[Objective] = "next_item"
+    max_len: int = 200
+    blocks: int = 2
+    heads: int = 1
+    inner: int = 0  # feed-forward width; 0 = hidden
+    norm: Literal["pre", "post"] = "pre"
+    activation: Literal["relu", "gelu"] = "relu"
+    loss_positions: Literal["all", "last"] = "all"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_transformer(self)
+        if self.loss_positions not in ("all", "last"):
+            raise ConfigError(f"model.loss_positions must be 'all' or 'last', got {self.loss_positions!r}")
+
+
+def check_transformer(cfg: SASRecConfig) -> None:
+    """Validation shared by the transformer configs."""
+    if cfg.blocks < 1 or cfg.heads < 1:
+        raise ConfigError("model.blocks and model.heads must be >= 1")
+    if cfg.hidden % cfg.heads:
+        raise ConfigError(f"model.hidden ({cfg.hidden}) must be divisible by model.heads ({cfg.heads})")
+    if cfg.norm not in ("pre", "post"):
+        raise ConfigError(f"model.norm must be 'pre' or 'post', got {cfg.norm!r}")
+    if cfg.activation not in ("relu", "gelu"):
+        raise ConfigError(f"model.activation must be 'relu' or 'gelu', got {cfg.activation!r}")
+
+
+class SASRec(SequentialEncoder):
+    """Self-attentive sequential recommendation (Kang & McAuley, 2018) with SDPA attention."""
+
+    causal: ClassVar[bool] = True
+    extra_tokens: ClassVar[int] = 0
+
+    def __init__(self, config: SASRecConfig, num_items: int) -> None:
+        super().__init__(config, num_items)
+        c = config
+        self.embed = SequenceEmbedding(num_items, c.max_len, c.hidden, c.dropout,
+                                       input_norm=c.norm == "post", extra_tokens=self.extra_tokens)
+        self.stack = TransformerStack(c.blocks, c.hidden, c.heads, c.inner or c.hidden, c.dropout,
+                                      c.norm, c.activation)
+        init_weights(self)
+
+    def encode(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
+        return self.stack(self.embed(items), attention_mask(items, causal=self.causal))
+
+    def item_embeddings(self) -> torch.Tensor:  # [N+1, D]
+        return self.embed.items.weight[: self.num_items + 1]
+
+
+register(SASRecConfig, SASRec)

@@ -1,0 +1,53 @@
+"""Optimisation and evaluation settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from seqrec.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """How to train: optimiser, batches, early stopping on validation NDCG@10, device."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: Literal["adam", "adamw"] = "adam"
+    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    patience: int = 10  # epochs without validation improvement before stopping; 0 = never stop early
+    eval_every: int = 1  # validate every N epochs
+    monitor: str = "NDCG@10"
+    valid_users: int = 0  # validate on a fixed random subset of this many users; 0 = all
+    length_buckets: bool = False  # batch users of similar length together (less padding, faster on CPU)
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    threads: int = 0  # torch CPU threads; 0 = torch default
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.patience < 0 or self.valid_users < 0 or self.grad_clip < 0:
+            raise ConfigError("train.patience, train.valid_users and train.grad_clip must be >= 0")
+
+
+@dataclass
+class EvalConfig:
+    """How to evaluate: cut-offs, seen-item masking, user chunk size."""
+
+    ks: tuple[int, ...] = (5, 10, 20, 50)
+    mask_seen: bool = True
+    chunk_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.ks or min(self.ks) < 1:
+            raise ConfigError(f"eval.ks must be positive cut-offs, got {self.ks}")
+        if self.chunk_size < 1:
+            raise ConfigError("eval.chunk_size must be >= 1")

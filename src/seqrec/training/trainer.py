@@ -1,0 +1,177 @@
+"""One model-agnostic trainer: index-slice batches on the device, early stopping, best-checkpoint restore."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from seqrec.data.splits import EvalSplit, SplitData
+from seqrec.evaluation.evaluate import evaluate
+from seqrec.models.base import SequentialEncoder
+from seqrec.training.config import EvalConfig, TrainConfig
+from seqrec.training.losses import cloze_loss, next_item_loss
+
+EpochCallback = Callable[[dict[str, float]], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainResult:
+    model: SequentialEncoder  # with the best validation weights restored
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Trains any `SequentialEncoder` on its objective; validates with `evaluate()` on the valid split."""
+
+    def __init__(self, model: SequentialEncoder, data: SplitData, config: TrainConfig,
+                 eval_config: EvalConfig | None = None, callbacks: Sequence[EpochCallback] = (),
+                 progress: bool = True) -> None:
+        self.config = config
+        self.eval_config = eval_config or EvalConfig()
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.data = data
+        self.callbacks = list(callbacks)
+        self.show_progress = progress
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.sequences, self.lengths = self._training_tensor()
+        self.valid = self._validation_split()
+        opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    def _training_tensor(self) -> tuple[torch.Tensor, np.ndarray]:
+        """Left-padded training sequences, kept on the device.  -> [U', L(+1)], lengths [U']"""
+        width = self.model.max_len + (1 if self.model.config.objective == "next_item" else 0)
+        train = self.data.train
+        usable = np.flatnonzero(train.lengths >= 2)
+        padded = train.take(usable).padded(width)
+        return torch.from_numpy(padded).to(self.device), np.minimum(train.lengths[usable], width)
+
+    def _validation_split(self) -> EvalSplit:
+        valid, n = self.data.valid, self.config.valid_users
+        if n == 0 or n >= len(valid):
+            return valid
+        rows = np.sort(np.random.default_rng(self.config.seed).choice(len(valid), n, replace=False))
+        return EvalSplit(valid.name, valid.users[rows], valid.histories.take(rows), valid.targets[rows],
+                         valid.num_items, valid.item_stats, valid.catalog)
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        """Shuffled index-slice batches, trimmed to the longest sequence in each batch."""
+        n, size = len(self.lengths), self.config.batch_size
+        if self.config.length_buckets:
+            jitter = 1.0 + 0.25 * self.rng.random(n)  # mixes users within ±25% of each other's length
+            order = np.argsort(self.lengths * jitter, kind="stable")
+            chunks = [order[i : i + size] for i in range(0, n, size)]
+            chunks = [chunks[i] for i in self.rng.permutation(len(chunks))]
+        else:
+            order = self.rng.permutation(n)
+            chunks = [order[i : i + size] for i in range(0, n, size)]
+        for rows in chunks:
+            width = max(int(self.lengths[rows].max()), 2)
+            yield self.sequences[torch.from_numpy(rows).to(self.device)][:, -width:]
+
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        cfg = self.model.config
+        if cfg.objective == "cloze":
+            return cloze_loss(self.model, batch, cfg.mask_prob, self.generator)  # type: ignore[attr-defined]
+        return next_item_loss(self.model, batch, last_only=getattr(cfg, "loss_positions", "all") == "last")
+
+    def train_epoch(self, progress: Progress | None = None) -> float:
+        self.model.train()
+        total = torch.zeros((), device=self.device)
+        steps = 0
+        steps = -(-len(self.lengths) // self.config.batch_size)
+        task = progress.add_task("  batches", total=steps, status="") if progress else None
+        for batch in self.batches():
+            with self._autocast():
+                loss = self.loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            total += loss.detach()
+            steps += 1
+            if progress is not None and task is not None:
+                progress.advance(task)
+        if progress is not None and task is not None:
+            progress.remove_task(task)
+        return (total / max(steps, 1)).item()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda" and self.config.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def validate(self) -> dict[str, float]:
+        ec = self.eval_config
+        return evaluate(self.model, self.valid, ks=ec.ks, metrics="accuracy", mask_seen=ec.mask_seen,
+                        chunk_size=ec.chunk_size)
+
+    def fit(self) -> TrainResult:
+        cfg = self.config
+        result = TrainResult(self.model)
+        best_score, best_state, stale = -1.0, None, 0
+        start = time.perf_counter()
+        with self._progress() as progress:
+            epochs = progress.add_task("training", total=cfg.epochs, status="") if progress else None
+            for epoch in range(1, cfg.epochs + 1):
+                t0 = time.perf_counter()
+                record: dict[str, float] = {"epoch": epoch, "train_loss": self.train_epoch(progress)}
+                record["train_seconds"] = time.perf_counter() - t0
+                if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                    record |= {f"valid_{k}": v for k, v in self.validate().items()}
+                    score = record[f"valid_{cfg.monitor}"]
+                    if score > best_score:
+                        best_score, stale, result.best_epoch = score, 0, epoch
+                        best_state = copy.deepcopy(self.model.state_dict())
+                        result.best_valid = {k[6:]: v for k, v in record.items() if k.startswith("valid_")}
+                    else:
+                        stale += cfg.eval_every
+                record["elapsed_seconds"] = time.perf_counter() - start
+                result.history.append(record)
+                for callback in self.callbacks:
+                    callback(record)
+                if progress is not None and epochs is not None:
+                    progress.update(epochs, advance=1, status=_status(record, best_score, cfg.monitor))
+                if cfg.patience and stale >= cfg.patience:
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _progress(self) -> contextlib.AbstractContextManager:
+        if not self.show_progress:
+            return contextlib.nullcontext()
+        return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                        TextColumn("{task.fields[status]}"), transient=False)
+
+
+def _status(record: dict[str, float], best: float, monitor: str) -> str:
+    valid = record.get(f"valid_{monitor}")
+    shown = f" valid {monitor} {valid:.4f}" if valid is not None else ""
+    return f"loss {record['train_loss']:.4f}{shown} (best {best:.4f})"
