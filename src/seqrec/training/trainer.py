@@ -102,8 +102,8 @@ class Trainer:
         self.model.train()
         total = torch.zeros((), device=self.device)
         steps = 0
-        steps = -(-len(self.lengths) // self.config.batch_size)
-        task = progress.add_task("  batches", total=steps, status="") if progress else None
+        n_batches = -(-len(self.lengths) // self.config.batch_size)
+        task = progress.add_task("  batches", total=n_batches, status="") if progress else None
         for batch in self.batches():
             with self._autocast():
                 loss = self.loss(batch)
@@ -156,6 +156,9 @@ class Trainer:
                     callback(record)
                 if progress is not None and epochs is not None:
                     progress.update(epochs, advance=1, status=_status(record, best_score, cfg.monitor))
+                    if not progress.console.is_terminal:  # logs get one line per epoch
+                        progress.console.print(f"epoch {epoch}: {_status(record, best_score, cfg.monitor)} "
+                                               f"[{record['elapsed_seconds']:.0f} s]")
                 if cfg.patience and stale >= cfg.patience:
                     break
         if best_state is not None:
