@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from seqrec.errors import SeqrecError
@@ -19,7 +20,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Named datasets.")
 app.add_typer(data_app, name="data")
 console = Console()
 
-DataDir = Annotated[Optional[str], typer.Option("--data-dir", help="Data root (default: $SEQREC_DATA or ./data).")]
+DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data root (default: $SEQREC_DATA or ./data).")]
 
 
 @data_app.command("list")
@@ -48,7 +49,7 @@ def data_info(name: str, data_dir: DataDir = None) -> None:
 
 @app.command()
 def train(config: Path,
-          overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override: section.key=value")] = None,
+          overrides: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value")] = None,
           output_dir: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
           data_dir: DataDir = None) -> None:
     """Train the experiment in CONFIG (YAML) and write a new run directory."""
@@ -67,7 +68,7 @@ def train(config: Path,
 @app.command()
 def evaluate(run_dir: Path, split: Annotated[str, typer.Option(help="valid or test")] = "test",
              mask_seen: Annotated[bool, typer.Option(help="Mask items the user has seen.")] = True,
-             attribute: Annotated[Optional[list[str]], typer.Option(help="Attribute value, e.g. Comedy.")] = None,
+             attribute: Annotated[list[str] | None, typer.Option(help="Attribute value, e.g. Comedy.")] = None,
              data_dir: DataDir = None) -> None:
     """Evaluate a run on its dataset's valid or test split (full ranking)."""
     from seqrec.api import evaluate_run
@@ -97,11 +98,14 @@ def recommend(run_dir: Path, user: Annotated[list[str], typer.Option(help="Exter
 @app.command()
 def demo(output_dir: Annotated[Path, typer.Option(help="Where the demo runs go.")] = Path("runs/demo"),
          users: Annotated[int, typer.Option(help="Synthetic users.")] = 3000,
-         epochs: Annotated[int, typer.Option(help="Max epochs per model.")] = 30) -> None:
-    """End-to-end tour on built-in synthetic data: train three models, compare, recommend, plot."""
+         epochs: Annotated[int, typer.Option(help="Max epochs per model.")] = 30,
+         models: Annotated[str, typer.Option(help="Comma-separated: sasrec, gru4rec, bert4rec.")] = "sasrec,gru4rec",
+         ) -> None:
+    """End-to-end tour on built-in synthetic data: train, compare with popularity, plot, reload, recommend."""
     from seqrec.demo import run_demo
 
-    run_demo(output_dir, users=users, epochs=epochs, console=console)
+    run_demo(output_dir, users=users, epochs=epochs, models=tuple(m.strip() for m in models.split(",")),
+             console=console)
 
 
 def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", ks: tuple[int, ...] = (5, 10, 20, 50)
@@ -126,7 +130,7 @@ def main() -> None:
     try:
         app()
     except SeqrecError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted; no run directory was written[/]")

@@ -18,9 +18,9 @@ T = TypeVar("T")
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
     """Build dataclass `cls` from a mapping, rejecting unknown keys and values of the wrong type."""
+    if not isinstance(data, Mapping | None):
+        raise ConfigError(f"{path.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
     data = dict(data or {})
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = set(data) - set(fields)
     if unknown:

@@ -49,6 +49,8 @@ class ExperimentConfig:
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
     """Pick the config class from `name` (default sasrec) and validate the rest of the keys against it."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"model must be a mapping, got {type(data).__name__}")
     data = dict(data)
     name = data.pop("name", "sasrec")
     if name not in MODEL_REGISTRY:

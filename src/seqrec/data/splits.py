@@ -55,7 +55,7 @@ class SplitData:
     item_map: IdMap
     catalog: ItemCatalog
     item_stats: ItemStats
-    full_histories: Sequences = field(repr=False, default=None)  # type: ignore[assignment]  # every known item
+    full_histories: Sequences = field(repr=False)  # every known item per user (for serving)
 
     @property
     def num_items(self) -> int:
@@ -148,7 +148,7 @@ def temporal_split(
     t_test = np.quantile(ts, 1.0 - test_share)
     t_valid = np.quantile(ts, 1.0 - test_share - valid_share)
     seqs = interactions.sequences()
-    train = _before(interactions, t_valid)
+    train = _masked(interactions, interactions.timestamps < t_valid)
     stats = _stats(train, interactions.num_items, head_share, tail_share)
     common = dict(num_items=interactions.num_items, item_stats=stats, catalog=catalog)
     valid = _first_after(interactions, t_valid, t_test, "valid", common)
@@ -158,15 +158,8 @@ def temporal_split(
     return SplitData(name, train, valid, test, interactions.user_map, interactions.item_map, catalog, stats, seqs)
 
 
-def _before(inter: Interactions, t: float) -> Sequences:
-    """Per-user items strictly before time t (rows stay chronological)."""
-    mask = inter.timestamps < t
-    counts = np.bincount(inter.users[mask], minlength=inter.num_users)
-    return Sequences(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), inter.items[mask])
-
-
 def _first_after(inter: Interactions, start: float, end: float, split: str, common: dict) -> EvalSplit:
-    history = _before(inter, start)
+    history = _masked(inter, inter.timestamps < start)
     rows = np.flatnonzero((inter.timestamps >= start) & (inter.timestamps < end))
     users, first = np.unique(inter.users[rows], return_index=True)  # rows are chronological per user
     has_history = history.lengths[users] > 0

@@ -10,8 +10,8 @@ import torch
 
 from seqrec.data.interactions import concat_ranges
 from seqrec.data.splits import EvalSplit
-from seqrec.evaluation.metrics import accuracy_metrics, attribute_metrics, beyond_accuracy
 from seqrec.errors import SeqrecError
+from seqrec.evaluation.metrics import accuracy_metrics, attribute_metrics, beyond_accuracy
 
 DEFAULT_KS = (5, 10, 20, 50)
 MetricGroup = Literal["accuracy", "beyond-accuracy", "all"]
@@ -48,6 +48,7 @@ def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = 
     padded = torch.from_numpy(split.histories.padded(scorer.max_len))
     targets = torch.from_numpy(split.targets)
     ranks = torch.empty(len(split), dtype=torch.long)
+    k = min(k, split.num_items)  # a cut-off above N lists the whole catalogue
     top = np.zeros((len(split), k), dtype=np.int64)
     for start in range(0, len(split), chunk_size):
         rows = order[start : start + chunk_size]
@@ -59,7 +60,7 @@ def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = 
         chunk_targets = targets[rows].to(device)
         target_scores = scores.gather(1, chunk_targets[:, None])  # [C, 1]
         ranks[rows] = (scores > target_scores).sum(1).cpu()
-        top[rows] = scores.topk(min(k, scores.shape[1] - 1), dim=1).indices.cpu().numpy()
+        top[rows] = scores.topk(k, dim=1).indices.cpu().numpy()
     if was_training:
         scorer.train()  # type: ignore[attr-defined]
     return Ranking(ranks, top)

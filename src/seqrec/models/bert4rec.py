@@ -50,7 +50,13 @@ class BERT4Rec(SASRec):
         return self.head(super().encode(items))
 
     def user_vector(self, items: torch.Tensor) -> torch.Tensor:
-        """Append the mask token after the history (dropping the oldest slot).  [B, L] -> [B, D]"""
+        """Append the mask token after the history (dropping the oldest slot).  [B, L] -> [B, D]
+
+        A batch trimmed below max_len first gets one more padding column, so only a history that fills all
+        max_len slots loses its oldest item (trimming stays exact).
+        """
+        if items.shape[1] < self.max_len:
+            items = torch.cat([torch.zeros_like(items[:, :1]), items], dim=1)
         mask = torch.full_like(items[:, :1], self.mask_token)
         return self.encode(torch.cat([items[:, 1:], mask], dim=1))[:, -1]
 

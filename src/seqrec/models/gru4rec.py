@@ -13,7 +13,6 @@ from seqrec.errors import ConfigError
 from seqrec.models.base import ModelConfig, Objective, SequentialEncoder, register
 from seqrec.models.blocks import init_weights
 
-
 EMBEDDING_STD = 0.3
 
 

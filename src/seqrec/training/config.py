@@ -20,6 +20,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     patience: int = 10  # epochs without validation improvement before stopping; 0 = never stop early
     eval_every: int = 1  # validate every N epochs
+    time_budget: float = 0.0  # stop after this many seconds of training (best epoch kept); 0 = no limit
     monitor: str = "NDCG@10"
     valid_users: int = 0  # validate on a fixed random subset of this many users; 0 = all
     length_buckets: bool = False  # batch users of similar length together (less padding, faster on CPU)
@@ -34,8 +35,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
-        if self.patience < 0 or self.valid_users < 0 or self.grad_clip < 0:
-            raise ConfigError("train.patience, train.valid_users and train.grad_clip must be >= 0")
+        if min(self.patience, self.valid_users, self.grad_clip, self.time_budget) < 0:
+            raise ConfigError("train.patience, valid_users, grad_clip and time_budget must be >= 0")
 
 
 @dataclass

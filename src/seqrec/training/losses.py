@@ -22,7 +22,7 @@ def next_item_loss(model: SequentialEncoder, batch: torch.Tensor, last_only: boo
     inputs, targets = batch[:, :-1], batch[:, 1:]
     hidden = model.encode(inputs)  # [B, L, D]
     if last_only:
-        hidden, targets = hidden[:, -1:], targets[:, -1:]
+        hidden, inputs, targets = hidden[:, -1:], inputs[:, -1:], targets[:, -1:]
     real = (targets != 0) & (inputs != 0)
     return full_softmax_ce(hidden[real], targets[real], model.item_embeddings())
 

@@ -13,7 +13,9 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from seqrec.data.splits import EvalSplit, SplitData
+from seqrec.errors import ConfigError, suggest
 from seqrec.evaluation.evaluate import evaluate
+from seqrec.evaluation.metrics import ACCURACY
 from seqrec.models.base import SequentialEncoder
 from seqrec.training.config import EvalConfig, TrainConfig
 from seqrec.training.losses import cloze_loss, next_item_loss
@@ -49,6 +51,10 @@ class Trainer:
                  progress: bool = True) -> None:
         self.config = config
         self.eval_config = eval_config or EvalConfig()
+        monitors = [f"{name}@{k}" for k in self.eval_config.ks for name in ACCURACY]
+        if config.monitor not in monitors:
+            raise ConfigError(f"train.monitor {config.monitor!r} is not computed on validation; "
+                              f"with eval.ks {list(self.eval_config.ks)} use one of: {suggest(monitors)}")
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
         self.data = data
@@ -160,6 +166,8 @@ class Trainer:
                         progress.console.print(f"epoch {epoch}: {_status(record, best_score, cfg.monitor)} "
                                                f"[{record['elapsed_seconds']:.0f} s]")
                 if cfg.patience and stale >= cfg.patience:
+                    break
+                if cfg.time_budget and record["elapsed_seconds"] >= cfg.time_budget:
                     break
         if best_state is not None:
             self.model.load_state_dict(best_state)

@@ -1,0 +1,31 @@
+# The two set-up commands of the README: `make demo` and `make test` (each creates .venv on first use).
+VENV ?= .venv
+PYTHON ?= python3
+SHARED_DATA := $(abspath ../shared/data)
+# Real datasets: $SEQREC_DATA if set, else ../shared/data when it exists (real-data tests skip otherwise).
+export SEQREC_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
+
+.PHONY: install demo test lint format clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/seqrec demo
+
+test: install
+	$(VENV)/bin/python -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff format src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

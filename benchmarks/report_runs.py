@@ -1,0 +1,45 @@
+"""Markdown table of finished run directories next to published full-ranking numbers (specs/anchors.md).
+
+    python benchmarks/report_runs.py runs/sasrec-ml-1m-sas runs/gru4rec-ml-1m-sas ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+# (model, dataset) -> (HR@10, NDCG@10, source). Same protocol: leave-one-out, full ranking, seen items masked.
+PUBLISHED = {
+    ("sasrec", "ml-1m-sas"): (0.3152, 0.1821, "SASRec+ CE, Klenitskiy et al. (ML-1M, BERT4Rec-repo version)"),
+    ("bert4rec", "ml-1m-sas"): (0.2843, 0.1537, "BERT4Rec, Klenitskiy et al.; RecTools 0.2921 / 0.1618"),
+    ("gru4rec", "ml-1m-sas"): (0.2776, 0.1545, "GRU4Rec CE, RecBole ml-1m_seq (other ML-1M version, L=50)"),
+    ("sasrec", "beauty"): (0.0605, 0.0318, "SASRec as reported by S3-Rec/DuoRec; RecTools SASRec+SS 0.0921 / 0.0531"),
+}
+
+
+def row(run_dir: Path) -> str:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    model, dataset = config["model"]["name"], config["data"]["name"]
+    test = metrics["test"]
+    hr, ndcg, source = PUBLISHED.get((model, dataset), (float("nan"), float("nan"), "—"))
+    return (f"| {model} | {dataset} | {config['model']['max_len']} | {metrics['epochs_run']} "
+            f"(best {metrics['best_epoch']}) | {metrics['train_seconds']:.0f} | {test['HR@10']:.4f} | "
+            f"{test['NDCG@10']:.4f} | {test['MRR@10']:.4f} | {hr:.4f} / {ndcg:.4f} ({source}) |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args()
+    print("| model | dataset | L | epochs | train s | HR@10 | NDCG@10 | MRR@10 | published HR@10 / NDCG@10 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run_dir in args.runs:
+        print(row(run_dir))
+
+
+if __name__ == "__main__":
+    main()
