@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -28,22 +30,31 @@ def data_list(data_dir: DataDir = None) -> None:
     """List the named datasets, their published sizes and whether their files are present."""
     from seqrec.data.registry import list_datasets
 
-    table = Table("name", "users", "items", "interactions", "present", "description")
+    table = Table(caption="details: seqrec data info NAME")
+    for column in ("name", "users", "items", "interactions", "files"):
+        table.add_column(column, no_wrap=True)
+    missing = []
     for row in list_datasets(data_dir):
-        present = "[green]yes[/]" if row["present"] else f"[red]no[/] ({row['path']})"
+        present = "[green]present[/]" if row["present"] else "[red]missing[/]"
+        if not row["present"]:
+            missing.append(row["folder"])
         table.add_row(row["name"], _count(row.get("users")), _count(row.get("items")),
-                      _count(row.get("interactions")), present, row["description"])
+                      _count(row.get("interactions")), present)
     console.print(table)
+    if missing:
+        console.print(f"missing datasets are read from {Path(missing[0]).parent} (set --data-dir or SEQREC_DATA)")
 
 
 @data_app.command("info")
 def data_info(name: str, data_dir: DataDir = None) -> None:
     """Load a dataset and show its statistics."""
-    from seqrec.data.registry import dataset_info
+    from seqrec.data.registry import dataset_info, get_spec
 
     table = Table("property", "value", title=name)
+    table.add_row("description", get_spec(name).description)
     for key, value in dataset_info(name, data_dir).items():
-        table.add_row(key, str(value))
+        table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else _count(value) if isinstance(value, int)
+                      and not isinstance(value, bool) else str(value))
     console.print(table)
 
 
@@ -60,7 +71,8 @@ def train(config: Path,
     raw = apply_overrides(read_yaml(config), list(overrides or []))
     if data_dir:
         raw.setdefault("data", {})["data_dir"] = data_dir
-    run = run_experiment(ExperimentConfig.from_dict(raw), output_dir)
+    with interruptible():
+        run = run_experiment(ExperimentConfig.from_dict(raw), output_dir)
     print_metrics({"valid": run.metrics["valid"], "test": run.metrics["test"]}, title=f"{run.path}")
     console.print(f"run saved to [bold]{run.path}[/] (best epoch {run.metrics['best_epoch']})")
 
@@ -104,8 +116,9 @@ def demo(output_dir: Annotated[Path, typer.Option(help="Where the demo runs go."
     """End-to-end tour on built-in synthetic data: train, compare with popularity, plot, reload, recommend."""
     from seqrec.demo import run_demo
 
-    run_demo(output_dir, users=users, epochs=epochs, models=tuple(m.strip() for m in models.split(",")),
-             console=console)
+    with interruptible():
+        run_demo(output_dir, users=users, epochs=epochs, models=tuple(m.strip() for m in models.split(",")),
+                 console=console)
 
 
 def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", ks: tuple[int, ...] = (5, 10, 20, 50)
@@ -125,16 +138,23 @@ def _count(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value or "")
 
 
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C during long work: say that nothing was written (runs are atomic) and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted; no run directory was written[/]")
+        raise typer.Exit(130) from None
+
+
 def main() -> None:
-    """Console entry point: `SeqrecError` -> message and exit code 2; Ctrl-C -> exit 130."""
+    """Console entry point: `SeqrecError` -> one line without traceback, exit code 2."""
     try:
         app()
     except SeqrecError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted; no run directory was written[/]")
-        sys.exit(130)
 
 
 if __name__ == "__main__":

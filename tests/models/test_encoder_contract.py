@@ -9,9 +9,10 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_model_config, tiny_train_config
 from torch import nn
 
+from conftest import tiny_model_config, tiny_train_config
+from seqrec.data.splits import SplitData
 from seqrec.errors import ConfigError
 from seqrec.experiment import model_config_from_dict
 from seqrec.models import SASRecConfig, build_model
@@ -103,7 +104,7 @@ def test_eval_mode_is_deterministic_and_batch_independent(model_name: str) -> No
     assert not torch.equal(model.score(items)[:, 1:], first[:, 1:])
 
 
-def _one_step(model: SequentialEncoder, data) -> tuple[float, dict[str, torch.Tensor]]:  # noqa: ANN001
+def _one_step(model: SequentialEncoder, data: SplitData) -> tuple[float, dict[str, torch.Tensor]]:
     trainer = Trainer(model, data, tiny_train_config(batch_size=64), progress=False)
     batch = next(trainer.batches())  # all 60 users in one batch
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -125,7 +126,7 @@ def _assert_every_parameter_moved(model: SequentialEncoder, before: dict[str, to
             assert torch.equal(row, torch.zeros_like(row)), f"{name}: the padding row was trained"
 
 
-def test_one_optimiser_step_moves_every_parameter(model_name: str, tiny_data) -> None:  # noqa: ANN001
+def test_one_optimiser_step_moves_every_parameter(model_name: str, tiny_data: SplitData) -> None:
     torch.manual_seed(0)
     model = build_model(tiny_model_config(model_name), tiny_data.num_items)
     loss, before = _one_step(model, tiny_data)
@@ -134,7 +135,7 @@ def test_one_optimiser_step_moves_every_parameter(model_name: str, tiny_data) ->
     _assert_every_parameter_moved(model, before)
 
 
-def test_recbole_style_sasrec_builds_and_trains(tiny_data) -> None:  # noqa: ANN001
+def test_recbole_style_sasrec_builds_and_trains(tiny_data: SplitData) -> None:
     config = SASRecConfig(max_len=10, hidden=16, dropout=0.1, norm="post", activation="gelu", inner=256,
                           loss_positions="last")
     torch.manual_seed(0)

@@ -54,7 +54,7 @@ def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = 
         rows = order[start : start + chunk_size]
         width = max(int(lengths[rows].max()), 1)
         items = padded[rows][:, -width:].to(device)
-        scores = scorer.score(items).float()  # [C, N+1]
+        scores = scorer.score(items).float().nan_to_num(nan=float("-inf"))  # [C, N+1]; NaN never ranks first
         if mask_seen:
             _mask_seen(scores, split, rows)
         chunk_targets = targets[rows].to(device)
