@@ -1,6 +1,6 @@
 """Markdown table of finished run directories next to published full-ranking numbers (specs/anchors.md).
 
-    python benchmarks/report_runs.py runs/sasrec-ml-1m-sas runs/gru4rec-ml-1m-sas ...
+    python benchmarks/report_runs.py runs/sasrec-ml-1m-sas runs/gru4rec-ml-1m-sas ... [--plot curves.png]
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 
 import yaml
+
+from seqrec.report.plots import plot_learning_curves
+from seqrec.runs import load_run
 
 # (model, dataset) -> (HR@10, NDCG@10, source). Same protocol: leave-one-out, full ranking, seen items masked.
 PUBLISHED = {
@@ -25,20 +28,26 @@ def row(run_dir: Path) -> str:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     model, dataset = config["model"]["name"], config["data"]["name"]
     test = metrics["test"]
-    hr, ndcg, source = PUBLISHED.get((model, dataset), (float("nan"), float("nan"), "—"))
+    published = PUBLISHED.get((model, dataset))
+    anchor = f"{published[0]:.4f} / {published[1]:.4f} ({published[2]})" if published else "—"
     return (f"| {model} | {dataset} | {config['model']['max_len']} | {metrics['epochs_run']} "
             f"(best {metrics['best_epoch']}) | {metrics['train_seconds']:.0f} | {test['HR@10']:.4f} | "
-            f"{test['NDCG@10']:.4f} | {test['MRR@10']:.4f} | {hr:.4f} / {ndcg:.4f} ({source}) |")
+            f"{test['NDCG@10']:.4f} | {test['MRR@10']:.4f} | {anchor} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--plot", type=Path, help="also save validation NDCG@10 against wall-clock seconds (PNG)")
     args = parser.parse_args()
     print("| model | dataset | L | epochs | train s | HR@10 | NDCG@10 | MRR@10 | published HR@10 / NDCG@10 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for run_dir in args.runs:
         print(row(run_dir))
+    if args.plot:
+        runs = [load_run(r) for r in args.runs]
+        histories = {f"{run.config.model.name} ({run.config.data.name})": run.history for run in runs}
+        plot_learning_curves(histories, args.plot, x="elapsed_seconds")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ class Sequences:
 
     def take(self, rows: np.ndarray) -> Sequences:
         """Sub-table of the given rows (in that order)."""
-        return Sequences.from_lists([self[int(r)] for r in rows])
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return Sequences(offsets, self.items[concat_ranges(self.offsets[rows], lengths)])
 
     def truncate(self, drop_last: np.ndarray | int) -> Sequences:
         """Drop the last `drop_last` items of each row (an int or one count per row)."""
