@@ -121,17 +121,20 @@ def demo(output_dir: Annotated[Path, typer.Option(help="Where the demo runs go."
                  console=console)
 
 
+METRIC_COLUMNS = {"HR": "HR", "NDCG": "NDCG", "MRR": "MRR", "coverage": "coverage",
+                  "deep_lt_coverage": "deep-LT cov", "gini": "Gini", "arp": "ARP"}
+
+
 def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", ks: tuple[int, ...] = (5, 10, 20, 50)
                   ) -> None:
-    """Accuracy table (rows = split, columns = metric@k) plus beyond-accuracy at 10 when present."""
-    columns = [f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in ks]
-    extra = ["coverage@10", "deep_lt_coverage@10", "gini@10", "arp@10"]
-    first = next(iter(by_split.values()))
-    columns = [c for c in columns + extra if c in first] + [c for c in first if c not in columns + extra]
-    table = Table("split", *columns, title=title)
+    """One table per split: a row per cut-off k, a column per metric (fits a narrow terminal)."""
     for split, metrics in by_split.items():
-        table.add_row(split, *(f"{metrics[c]:.4f}" if c in metrics else "" for c in columns))
-    console.print(table)
+        names = [n for n in METRIC_COLUMNS if any(f"{n}@{k}" in metrics for k in ks)]
+        table = Table("k", *(METRIC_COLUMNS[n] for n in names), title=f"{title} — {split}".strip(" —"))
+        for k in ks:
+            if f"{names[0]}@{k}" in metrics:
+                table.add_row(str(k), *(f"{metrics[f'{n}@{k}']:.4f}" for n in names))
+        console.print(table)
 
 
 def _count(value: object) -> str:
