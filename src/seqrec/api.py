@@ -17,31 +17,31 @@ from seqrec.training.config import EvalConfig, TrainConfig
 from seqrec.training.trainer import Trainer, seed_everything
 
 
-def train(model: ModelConfig, data: SplitData, train: TrainConfig | None = None,
-          eval: EvalConfig | None = None, data_config: DataConfig | None = None,
+def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None = None,
+          eval_config: EvalConfig | None = None, data_config: DataConfig | None = None,
           progress: bool = True) -> Run:
     """Train `model` on `data`, restore the best validation epoch and report valid + test metrics."""
-    train = train or TrainConfig()
-    eval = eval or EvalConfig()
+    train = train_config or TrainConfig()
+    ec = eval_config or EvalConfig()
     if train.threads:
         torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     encoder = build_model(model, data.num_items)
-    result = Trainer(encoder, data, train, eval, progress=progress).fit()
+    result = Trainer(encoder, data, train, ec, progress=progress).fit()
     recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog)
     metrics = {
-        "valid": evaluate(recommender, data.valid, ks=eval.ks, mask_seen=eval.mask_seen, chunk_size=eval.chunk_size),
-        "test": evaluate(recommender, data.test, ks=eval.ks, mask_seen=eval.mask_seen, chunk_size=eval.chunk_size),
+        "valid": evaluate(recommender, data.valid, ks=ec.ks, mask_seen=ec.mask_seen, chunk_size=ec.chunk_size),
+        "test": evaluate(recommender, data.test, ks=ec.ks, mask_seen=ec.mask_seen, chunk_size=ec.chunk_size),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "train_seconds": round(result.seconds, 2),
-        "protocol": protocol(data, model, eval, data_config),
+        "protocol": protocol(data, model, ec, data_config),
     }
-    config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=eval)
+    config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec)
     return Run(config, recommender, metrics, result.history)
 
 
-def protocol(data: SplitData, model: ModelConfig, eval: EvalConfig, data_config: DataConfig | None) -> dict:
+def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_config: DataConfig | None) -> dict:
     """What the numbers mean: dataset, split, ranking, masking (reported next to every metric)."""
     return {
         "dataset": data.name,
@@ -51,7 +51,7 @@ def protocol(data: SplitData, model: ModelConfig, eval: EvalConfig, data_config:
         "valid_users": len(data.valid),
         "test_users": len(data.test),
         "ranking": "full catalogue",
-        "seen_items_masked": eval.mask_seen,
+        "seen_items_masked": eval_config.mask_seen,
         "max_len": model.max_len,
     }
 
