@@ -9,6 +9,7 @@ from seqrec.data.catalog import ItemCatalog
 from seqrec.data.idmap import IdMap
 from seqrec.data.interactions import Sequences
 from seqrec.errors import SeqrecError
+from seqrec.evaluation.evaluate import mask_seen_items
 from seqrec.models.base import SequentialEncoder
 
 
@@ -48,8 +49,7 @@ class Recommender:
         self.model.eval()
         scores = self.model.score(torch.from_numpy(hist.padded(self.max_len)).to(self.device)).float()
         if mask_seen:
-            rows = torch.from_numpy(hist.row_ids()).to(scores.device)
-            scores[rows, torch.from_numpy(hist.items).to(scores.device)] = float("-inf")
+            mask_seen_items(scores, hist)
         k = min(k, self.model.num_items)
         top = scores.topk(k, dim=1)
         rows_out = []

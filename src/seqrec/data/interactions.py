@@ -122,16 +122,13 @@ class Interactions:
             order = np.argsort(user_ids, kind="stable")
         else:  # lexsort is stable: file order breaks timestamp ties
             order = np.lexsort((np.asarray(timestamps, dtype=np.float64), user_ids))
-        pick = (lambda a: None if a is None else np.asarray(a)[order])
-        ts = pick(timestamps)
-        rt = pick(ratings)
         return cls(
             users=user_ids[order],
             items=item_ids[order],
             user_map=user_map,
             item_map=item_map,
-            timestamps=None if ts is None else ts.astype(np.float64),
-            ratings=None if rt is None else rt.astype(np.float32),
+            timestamps=None if timestamps is None else np.asarray(timestamps, dtype=np.float64)[order],
+            ratings=None if ratings is None else np.asarray(ratings, dtype=np.float32)[order],
         )
 
     def __len__(self) -> int:

@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from seqrec.data.interactions import concat_ranges
+from seqrec.data.interactions import Sequences
 from seqrec.data.splits import EvalSplit
 from seqrec.errors import SeqrecError
 from seqrec.evaluation.metrics import accuracy_metrics, attribute_metrics, beyond_accuracy
@@ -56,7 +56,7 @@ def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = 
         items = padded[rows][:, -width:].to(device)
         scores = scorer.score(items).float().nan_to_num(nan=float("-inf"))  # [C, N+1]; NaN never ranks first
         if mask_seen:
-            _mask_seen(scores, split, rows)
+            mask_seen_items(scores, split.histories.take(rows))
         chunk_targets = targets[rows].to(device)
         target_scores = scores.gather(1, chunk_targets[:, None])  # [C, 1]
         ranks[rows] = (scores > target_scores).sum(1).cpu()
@@ -66,13 +66,13 @@ def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = 
     return Ranking(ranks, top)
 
 
-def _mask_seen(scores: torch.Tensor, split: EvalSplit, rows: np.ndarray) -> None:
-    """Set every item in each row's full history to -inf (also those older than max_len)."""
-    hist = split.histories
-    lengths = hist.lengths[rows]
-    cols = hist.items[concat_ranges(hist.offsets[rows], lengths)]
-    local_rows = np.repeat(np.arange(len(rows)), lengths)
-    scores[torch.from_numpy(local_rows).to(scores.device), torch.from_numpy(cols).to(scores.device)] = float("-inf")
+def mask_seen_items(scores: torch.Tensor, histories: Sequences) -> None:
+    """Set every item of row r's history to -inf in `scores[r]`, in place (items older than max_len too).
+
+    scores [R, N+1]; histories has R rows aligned with them.
+    """
+    rows = torch.from_numpy(histories.row_ids()).to(scores.device)
+    scores[rows, torch.from_numpy(histories.items).to(scores.device)] = float("-inf")
 
 
 def evaluate(scorer: Scorer, split: EvalSplit, ks: tuple[int, ...] = DEFAULT_KS,
