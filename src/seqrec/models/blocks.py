@@ -13,8 +13,9 @@ class SequenceEmbedding(nn.Module):
     """Item embedding (row 0 = padding) + learned positions, scaled, with dropout and padding zeroed."""
 
     def __init__(self, num_items: int, max_len: int, hidden: int, dropout: float, input_norm: bool,
-                 extra_tokens: int = 0) -> None:
+                 extra_tokens: int = 0, positions: Literal["left", "right"] = "right") -> None:
         super().__init__()
+        self.left_aligned = positions == "left"
         self.items = nn.Embedding(num_items + 1 + extra_tokens, hidden, padding_idx=0)
         self.positions = nn.Embedding(max_len, hidden)
         self.norm = nn.LayerNorm(hidden) if input_norm else nn.Identity()  # post-LN models normalise inputs
@@ -22,9 +23,12 @@ class SequenceEmbedding(nn.Module):
         self.scale = 1.0 if input_norm else hidden**0.5  # pre-LN (SASRec) scales item vectors instead
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
-        length = items.shape[1]
-        pos = torch.arange(self.positions.num_embeddings - length, self.positions.num_embeddings,
-                           device=items.device)  # right-aligned: the last slot is always the last position
+        if self.left_aligned:  # position = how many items precede this one (0 = oldest in the window)
+            pos = ((items != 0).cumsum(1) - 1).clamp(min=0)  # [B, L]
+        else:  # right-aligned: the last slot is always the last position
+            length = items.shape[1]
+            pos = torch.arange(self.positions.num_embeddings - length, self.positions.num_embeddings,
+                               device=items.device)
         x = self.items(items) * self.scale + self.positions(pos)
         x = self.dropout(self.norm(x))
         return x * (items != 0).unsqueeze(-1)

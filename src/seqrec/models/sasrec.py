@@ -26,6 +26,7 @@ class SASRecConfig(ModelConfig):
     norm: Literal["pre", "post"] = "pre"
     activation: Literal["relu", "gelu"] = "relu"
     loss_positions: Literal["all", "last"] = "all"
+    positions: Literal["left", "right"] = "right"  # count positions from the oldest or from the newest item
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -42,6 +43,8 @@ def check_transformer(cfg: SASRecConfig) -> None:
         raise ConfigError(f"model.hidden ({cfg.hidden}) must be divisible by model.heads ({cfg.heads})")
     if cfg.norm not in ("pre", "post"):
         raise ConfigError(f"model.norm must be 'pre' or 'post', got {cfg.norm!r}")
+    if cfg.positions not in ("left", "right"):
+        raise ConfigError(f"model.positions must be 'left' or 'right', got {cfg.positions!r}")
     if cfg.activation not in ("relu", "gelu"):
         raise ConfigError(f"model.activation must be 'relu' or 'gelu', got {cfg.activation!r}")
 
@@ -56,7 +59,8 @@ class SASRec(SequentialEncoder):
         super().__init__(config, num_items)
         c = config
         self.embed = SequenceEmbedding(num_items, c.max_len, c.hidden, c.dropout,
-                                       input_norm=c.norm == "post", extra_tokens=self.extra_tokens)
+                                       input_norm=c.norm == "post", extra_tokens=self.extra_tokens,
+                                       positions=c.positions)
         self.stack = TransformerStack(c.blocks, c.hidden, c.heads, c.inner or c.hidden, c.dropout,
                                       c.norm, c.activation)
         init_weights(self)
