@@ -13,8 +13,8 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from conftest import TINY_SYNTHETIC
-from seqrec import cli
+from helpers import TINY_SYNTHETIC
+from seqrec import cli, cli_utils
 from seqrec.api import evaluate_run
 from seqrec.data.registry import DATASETS
 from seqrec.demo import run_demo
@@ -39,7 +39,7 @@ def write_config(folder: Path, name: str = "tiny.yaml", **sections: object) -> P
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables wide enough that no column is elided (the console writes to whatever sys.stdout is)."""
-    monkeypatch.setattr(cli, "console", Console(width=300))
+    monkeypatch.setattr(cli_utils.console, "width", 300)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import seqrec
-from conftest import TINY_EVAL, tiny_model_config, tiny_train_config
+from helpers import TINY_EVAL, tiny_model_config, tiny_train_config
 from seqrec.config import read_yaml, to_dict, write_yaml
 from seqrec.data.splits import SplitData
 from seqrec.errors import RunError, SeqrecError

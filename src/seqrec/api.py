@@ -76,18 +76,26 @@ def load(path: str | Path, device: str = "cpu") -> Run:
 def evaluate_run(path: str | Path, split: str = "test", mask_seen: bool = True,
                  attributes: list[str] | None = None, data_dir: str | None = None) -> dict[str, float]:
     """Reload a run's dataset and evaluate the run on its valid or test split."""
-    from seqrec.data.registry import load as load_data
-    from seqrec.errors import RunError, SeqrecError
+    from seqrec.errors import SeqrecError
 
     if split not in ("valid", "test"):
         raise SeqrecError(f"split must be valid or test, got {split!r}")
     run = load_run(path)
+    data = run_data(run, data_dir)
+    ec = run.config.eval
+    return evaluate(run.recommender, getattr(data, split), ks=ec.ks, attributes=attributes,
+                    mask_seen=mask_seen, chunk_size=ec.chunk_size)
+
+
+def run_data(run: Run, data_dir: str | None = None) -> SplitData:
+    """Reload the dataset and split a run was trained on (checking the item ids still match)."""
+    from seqrec.data.registry import load as load_data
+    from seqrec.errors import RunError
+
     data_config = run.config.data
     if data_dir:
         data_config.data_dir = data_dir
     data = load_data(data_config)
     if data.item_map != run.recommender.item_map:
-        raise RunError(f"{path}: the dataset {data.name!r} no longer has the item ids this run was trained on")
-    ec = run.config.eval
-    return evaluate(run.recommender, getattr(data, split), ks=ec.ks, attributes=attributes,
-                    mask_seen=mask_seen, chunk_size=ec.chunk_size)
+        raise RunError(f"{run.path}: the dataset {data.name!r} no longer has the item ids this run was trained on")
+    return data

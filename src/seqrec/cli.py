@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -14,15 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from seqrec.cli_utils import DataDir, console, interruptible, print_metrics, show_count
 from seqrec.errors import SeqrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train, evaluate and serve sequential recommenders.")
 data_app = typer.Typer(no_args_is_help=True, help="Named datasets.")
 app.add_typer(data_app, name="data")
-console = Console()
-
-DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data root (default: $SEQREC_DATA or ./data).")]
 
 
 @data_app.command("list")
@@ -38,8 +34,8 @@ def data_list(data_dir: DataDir = None) -> None:
         present = "[green]present[/]" if row["present"] else "[red]missing[/]"
         if not row["present"]:
             missing.append(row["folder"])
-        table.add_row(row["name"], _count(row.get("users")), _count(row.get("items")),
-                      _count(row.get("interactions")), present)
+        table.add_row(row["name"], show_count(row.get("users")), show_count(row.get("items")),
+                      show_count(row.get("interactions")), present)
     console.print(table)
     if missing:
         console.print(f"missing datasets are read from {Path(missing[0]).parent} (set --data-dir or SEQREC_DATA)")
@@ -53,7 +49,7 @@ def data_info(name: str, data_dir: DataDir = None) -> None:
     table = Table("property", "value", title=name)
     table.add_row("description", get_spec(name).description)
     for key, value in dataset_info(name, data_dir).items():
-        table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else _count(value) if isinstance(value, int)
+        table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else show_count(value) if isinstance(value, int)
                       and not isinstance(value, bool) else str(value))
     console.print(table)
 
@@ -121,34 +117,10 @@ def demo(output_dir: Annotated[Path, typer.Option(help="Where the demo runs go."
                  console=console)
 
 
-METRIC_COLUMNS = {"HR": "HR", "NDCG": "NDCG", "MRR": "MRR", "coverage": "coverage",
-                  "deep_lt_coverage": "deep-LT cov", "gini": "Gini", "arp": "ARP"}
+from seqrec.cli_steer import sae_app, steer  # noqa: E402  (commands in their own module)
 
-
-def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", ks: tuple[int, ...] = (5, 10, 20, 50)
-                  ) -> None:
-    """One table per split: a row per cut-off k, a column per metric (fits a narrow terminal)."""
-    for split, metrics in by_split.items():
-        names = [n for n in METRIC_COLUMNS if any(f"{n}@{k}" in metrics for k in ks)]
-        table = Table("k", *(METRIC_COLUMNS[n] for n in names), title=f"{title} — {split}".strip(" —"))
-        for k in ks:
-            if f"{names[0]}@{k}" in metrics:
-                table.add_row(str(k), *(f"{metrics[f'{n}@{k}']:.4f}" for n in names))
-        console.print(table)
-
-
-def _count(value: object) -> str:
-    return f"{value:,}" if isinstance(value, int) else str(value or "")
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """Ctrl-C during long work: say that nothing was written (runs are atomic) and exit 130."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted; no run directory was written[/]")
-        raise typer.Exit(130) from None
+app.add_typer(sae_app, name="sae")
+app.command()(steer)
 
 
 def main() -> None:

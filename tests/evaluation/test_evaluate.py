@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_model_config
+from helpers import tiny_model_config
 from seqrec.data.catalog import ItemCatalog, popularity_labels
 from seqrec.data.interactions import Sequences
 from seqrec.data.splits import EvalSplit, ItemStats, SplitData

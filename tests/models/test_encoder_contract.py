@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_model_config, tiny_train_config
+from helpers import tiny_model_config, tiny_train_config
 from seqrec.data.splits import SplitData
 from seqrec.errors import ConfigError
 from seqrec.experiment import model_config_from_dict

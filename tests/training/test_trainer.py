@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_EVAL, tiny_model_config, tiny_train_config
+from helpers import TINY_EVAL, tiny_model_config, tiny_train_config
 from seqrec.data.splits import SplitData
 from seqrec.errors import ConfigError
 from seqrec.evaluation.evaluate import evaluate

@@ -36,6 +36,7 @@ class SequentialEncoder(nn.Module):
     """Base class: `encode`, `item_embeddings`, `user_vector`; scores are `user_vector @ item_embeddings.T`."""
 
     config: ModelConfig
+    causal: ClassVar[bool] = False  # True when position t's hidden state sees only items up to t
 
     def __init__(self, config: ModelConfig, num_items: int) -> None:
         super().__init__()

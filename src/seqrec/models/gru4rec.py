@@ -34,6 +34,8 @@ class GRU4RecConfig(ModelConfig):
 class GRU4Rec(SequentialEncoder):
     """GRU over real positions only: left padding is packed away, so padding never changes a user's state."""
 
+    causal: ClassVar[bool] = True
+
     def __init__(self, config: GRU4RecConfig, num_items: int) -> None:
         super().__init__(config, num_items)
         state = config.gru_hidden or config.hidden

@@ -1,0 +1,95 @@
+"""The steering workflow on run directories: train an SAE on a run, probe a concept, build a steered recommender."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqrec.api import run_data
+from seqrec.data.splits import SplitData
+from seqrec.errors import RunError
+from seqrec.evaluation.evaluate import evaluate
+from seqrec.recommender import Recommender
+from seqrec.runs import Run, load_run, unique_run_dir
+from seqrec.steering.activations import position_vectors, sample_prefixes, user_vectors
+from seqrec.steering.popsteer import NeuronStats, PopularitySteering, check_concept, probe_popularity
+from seqrec.steering.sae import SAEConfig
+from seqrec.steering.sae_run import SAERun, load_sae_run, save_sae_run
+from seqrec.steering.sae_training import evaluate_fvu, fit_sae
+from seqrec.steering.steered import ScoringMode
+
+SUMMARY_METRICS = ("NDCG@10", "HR@10")
+
+
+def training_vectors(run: Run, data: SplitData, config: SAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAE inputs from the frozen encoder: training vectors per `config.source`; validation users' vectors."""
+    model = run.model.eval()
+    rng = np.random.default_rng(config.seed)
+    if config.source == "all":
+        train = position_vectors(model, data.train, config.max_vectors, rng)
+    else:
+        train = user_vectors(model, sample_prefixes(data.train, config.max_vectors, rng, model.max_len))
+    valid_users = data.valid.histories
+    if len(valid_users) > config.valid_vectors:
+        valid_users = valid_users.take(np.sort(rng.choice(len(valid_users), config.valid_vectors, replace=False)))
+    return train.to(model.device), user_vectors(model, valid_users).to(model.device)
+
+
+def train_sae(run: Run | str | Path, config: SAEConfig | None = None, data: SplitData | None = None,
+              output_dir: str | Path | None = None, progress: bool = True) -> SAERun:
+    """Fit an SAE on a trained run's user vectors and report FVU, dead latents, base vs reconstructed accuracy.
+
+    Saved to `output_dir` (default: a new `sae-<preset>` folder inside the base run) when the base run is on disk.
+    """
+    run = load_run(run) if isinstance(run, str | Path) else run
+    config = config or SAEConfig()
+    data = data or run_data(run)
+    train, valid = training_vectors(run, data, config)
+    fit = fit_sae(train, valid, config, progress=progress)
+    train_fvu, dead = evaluate_fvu(fit.sae, train)
+    valid_fvu, _ = evaluate_fvu(fit.sae, valid)
+    sae_run = SAERun(config, fit.sae, run, history=fit.history)
+    ec = run.config.eval
+    metrics: dict = {"train_fvu": train_fvu, "valid_fvu": valid_fvu, "dead_ratio": dead,
+                     "train_vectors": len(train), "best_epoch": fit.best_epoch, "seconds": round(fit.seconds, 2)}
+    for split in ("valid", "test"):
+        for name, scorer in (("base", run.recommender), ("sae", sae_run.recommender("recon"))):
+            result = evaluate(scorer, getattr(data, split), ks=(10,), metrics="accuracy", mask_seen=ec.mask_seen)
+            metrics |= {f"{split}_{name}_{m}": result[m] for m in SUMMARY_METRICS}
+    sae_run.metrics = metrics
+    if run.path is not None:
+        target = Path(output_dir) if output_dir else unique_run_dir(run.path, f"sae-{config.preset}")
+        save_sae_run(sae_run, target)
+    return sae_run
+
+
+def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popularity", profiles: int = 8192,
+          seed: int = 0) -> tuple[NeuronStats, bool]:
+    """Neuron statistics for `concept`, read from the SAE run if already probed, else computed (and saved).
+
+    Returns the statistics and whether they were computed now.
+    """
+    check_concept(concept)
+    file = sae_run.path / f"probe-{concept}.npz" if sae_run.path else None
+    if file is not None and file.exists():
+        return NeuronStats.load(file), False
+    data = data or run_data(sae_run.base)
+    model = sae_run.base.model.eval()
+    stats = probe_popularity(model, sae_run.sae, data.train, data.item_stats, profiles=profiles, seed=seed)
+    if file is not None:
+        stats.save(file)
+    return stats, True
+
+
+def popsteer(sae_run: SAERun | str | Path, alpha: float = 1.5, neurons: int | None = None,
+             mode: ScoringMode = "recon", data: SplitData | None = None, stats: NeuronStats | None = None
+             ) -> Recommender:
+    """A recommender whose popularity neurons are steered with strength `alpha` (PopSteer Eq. 3/4)."""
+    sae_run = load_sae_run(sae_run) if isinstance(sae_run, str | Path) else sae_run
+    if stats is None:
+        stats, _ = probe(sae_run, data)
+    if len(stats.mean_pop) != sae_run.sae.latents:
+        raise RunError(f"the probe has {len(stats.mean_pop)} neurons but the SAE has {sae_run.sae.latents}")
+    return sae_run.recommender(mode, PopularitySteering(stats, alpha, neurons))

@@ -1,0 +1,92 @@
+"""SAE run directories: the SAE, its config and metrics, and a pointer to the base run it reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from seqrec.config import from_dict, read_yaml, to_dict, write_yaml
+from seqrec.errors import ConfigError, RunError
+from seqrec.recommender import Recommender
+from seqrec.runs import HISTORY, METRICS, Run, load_run, write_atomically
+from seqrec.steering.sae import Intervention, SAEConfig, TopKSAE
+from seqrec.steering.steered import ScoringMode, SteeredEncoder
+
+SAE_CONFIG, SAE_WEIGHTS = "sae.yaml", "sae.safetensors"
+
+
+@dataclass
+class SAERun:
+    """A trained SAE over the user vectors of `base`."""
+
+    config: SAEConfig
+    sae: TopKSAE
+    base: Run
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    path: Path | None = None
+
+    def recommender(self, mode: ScoringMode = "recon", intervention: Intervention | None = None) -> Recommender:
+        """The base run's recommender with user vectors passed through this SAE (and `intervention`)."""
+        rec = self.base.recommender
+        steered = SteeredEncoder(rec.model, self.sae.to(rec.model.device), mode, intervention)
+        return Recommender(steered, rec.user_map, rec.item_map, rec.histories, rec.catalog)
+
+
+def save_sae_run(run: SAERun, path: str | Path) -> Path:
+    """Write `run` to the new directory `path`; the base run is referenced by a relative path."""
+    path = Path(path)
+    if run.base.path is None:
+        raise RunError("save the base run before its SAE (the SAE run points at the base run directory)")
+    base = os.path.relpath(Path(run.base.path).resolve(), path.resolve())  # e.g. ".." for runs/x/sae-popsteer
+
+    def write(tmp: Path) -> None:
+        meta = {"base_run": base, "dim": run.sae.dim, "latents": run.sae.latents,
+                "sae": to_dict(run.config)}
+        write_yaml(meta, tmp / SAE_CONFIG)
+        state = {k: v.detach().cpu().contiguous() for k, v in run.sae.state_dict().items()}
+        save_file(state, str(tmp / SAE_WEIGHTS))
+        (tmp / METRICS).write_text(json.dumps(run.metrics, indent=2))
+        (tmp / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in run.history))
+
+    run.path = write_atomically(path, write)
+    return run.path
+
+
+def load_sae_run(path: str | Path, device: str = "cpu") -> SAERun:
+    """Restore an SAE run and its base run; clear errors when either is missing or they do not fit."""
+    path = Path(path)
+    if not (path / SAE_CONFIG).is_file() or not (path / SAE_WEIGHTS).is_file():
+        raise RunError(f"{path} is not an SAE run (expected {SAE_CONFIG} and {SAE_WEIGHTS}); "
+                       "create one with `seqrec sae train RUN`")
+    meta = read_yaml(path / SAE_CONFIG)
+    try:
+        config = from_dict(SAEConfig, meta["sae"], "sae.")
+        base_path, dim, latents = path / str(meta["base_run"]), int(meta["dim"]), int(meta["latents"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise RunError(f"{path / SAE_CONFIG} is damaged ({exc}); retrain the SAE") from None
+    if not base_path.is_dir():
+        raise RunError(f"the base run of {path} is missing (expected {base_path.resolve()}); "
+                       "restore it or retrain the SAE on an existing run")
+    base = load_run(base_path, device=device)
+    if base.config.model.hidden != dim:
+        raise RunError(f"{path} was trained on {dim}-dim user vectors but its base run {base_path} has "
+                       f"hidden={base.config.model.hidden}; retrain the SAE on this run")
+    sae = TopKSAE(dim, latents, config.k)
+    try:
+        state = load_file(str(path / SAE_WEIGHTS))
+        sae.load_state_dict(state)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise RunError(f"{path / SAE_WEIGHTS} is damaged or does not match {SAE_CONFIG} ({exc}); "
+                       "retrain the SAE") from None
+    sae.to(device).eval()
+    metrics = json.loads((path / METRICS).read_text()) if (path / METRICS).exists() else {}
+    history = [json.loads(line) for line in (path / HISTORY).read_text().splitlines()] \
+        if (path / HISTORY).exists() else []
+    return SAERun(config, sae, base, metrics, history, path)

@@ -1,0 +1,84 @@
+"""Accuracy–popularity trade-off: PopSteer at several α next to the re-weighting baseline, as a table and a plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from seqrec.data.splits import EvalSplit
+from seqrec.evaluation.evaluate import evaluate
+from seqrec.runs import write_atomically
+from seqrec.steering.popsteer import NeuronStats, PopularityReweighting, PopularitySteering
+from seqrec.steering.sae_run import SAERun
+from seqrec.steering.steered import ScoringMode
+
+SWEEP_METRICS = ("NDCG@10", "HR@10", "deep_lt_coverage@10", "coverage@10", "gini@10", "arp@10")
+DEFAULT_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+def popularity_sweep(sae_run: SAERun, split: EvalSplit, stats: NeuronStats, alphas: Sequence[float],
+                     betas: Sequence[float] = DEFAULT_BETAS, neurons: int | None = None,
+                     mode: ScoringMode = "recon", mask_seen: bool = True) -> list[dict]:
+    """One row per setting: the base model, PopSteer at each α, re-weighting at each β.  Metrics at k=10."""
+    def measure(method: str, strength: float, scorer) -> dict:  # noqa: ANN001
+        metrics = evaluate(scorer, split, ks=(10,), mask_seen=mask_seen)
+        return {"method": method, "strength": strength, **{m: metrics[m] for m in SWEEP_METRICS}}
+
+    base = sae_run.base.recommender
+    rows = [measure("base", 0.0, base)]
+    for alpha in alphas:
+        rows.append(measure("popsteer", alpha, sae_run.recommender(mode, PopularitySteering(stats, alpha, neurons))))
+    for beta in betas:
+        rows.append(measure("reweight", beta, PopularityReweighting(base.model, split.item_stats.pop_scores, beta)))
+    return rows
+
+
+def best_fair_setting(rows: list[dict], max_ndcg_drop: float = 0.05) -> dict | None:
+    """The PopSteer row with the highest deep-long-tail coverage whose NDCG@10 is within `max_ndcg_drop` of base."""
+    base = next(r for r in rows if r["method"] == "base")
+    ok = [r for r in rows if r["method"] == "popsteer" and r["NDCG@10"] >= (1 - max_ndcg_drop) * base["NDCG@10"]]
+    return max(ok, key=lambda r: r["deep_lt_coverage@10"], default=None)
+
+
+def plot_tradeoff(rows: list[dict], path: str | Path, x: str = "deep_lt_coverage@10", y: str = "NDCG@10") -> Path:
+    """Accuracy against long-tail exposure: one curve per method, the base model as a star."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    labels = {"popsteer": "PopSteer (α)", "reweight": "popularity re-weighting (β)"}
+    for method, label in labels.items():
+        points = [r for r in rows if r["method"] == method]
+        if points:
+            ax.plot([r[x] for r in points], [r[y] for r in points], marker="o", markersize=4, label=label)
+            for r in points:
+                ax.annotate(f"{r['strength']:g}", (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    base = next((r for r in rows if r["method"] == "base"), None)
+    if base:
+        ax.plot([base[x]], [base[y]], marker="*", markersize=12, color="black", linestyle="none", label="base")
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_sweep(rows: list[dict], path: Path, meta: dict) -> Path:
+    """A new directory with sweep.csv, sweep.json (rows + settings) and tradeoff.png."""
+    def write(tmp: Path) -> None:
+        with open(tmp / "sweep.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["method", "strength", *SWEEP_METRICS])
+            writer.writeheader()
+            writer.writerows(rows)
+        (tmp / "sweep.json").write_text(json.dumps({"settings": meta, "rows": rows}, indent=1))
+        plot_tradeoff(rows, tmp / "tradeoff.png")
+
+    return write_atomically(path, write)

@@ -1,0 +1,86 @@
+"""`seqrec sae train|probe|explain` and `seqrec steer` through the CLI, including bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from seqrec import cli, cli_utils
+from seqrec.runs import Run
+from seqrec.steering import load_sae_run
+
+runner = CliRunner()
+SMALL = ["--set", "k=4", "--set", "scale=4", "--set", "epochs=3", "--set", "max_vectors=2000",
+         "--set", "valid_vectors=200"]
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_utils.console, "width", 300)
+
+
+@pytest.fixture(scope="module")
+def cli_sae(base_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the base run with an SAE trained through the CLI."""
+    base = tmp_path_factory.mktemp("cli-steer") / "base"
+    shutil.copytree(base_run.path, base, ignore=shutil.ignore_patterns("sae-*"))  # type: ignore[arg-type]
+    result = runner.invoke(cli.app, ["sae", "train", str(base), *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "FVU" in result.output and "SAE NDCG@10" in result.output
+    return base / "sae-popsteer"
+
+
+def test_sae_train_writes_an_sae_run(cli_sae: Path) -> None:
+    run = load_sae_run(cli_sae)
+    assert run.config.k == 4 and run.sae.latents == 4 * 16 and len(run.history) <= 3
+
+
+def test_probe_then_steer_sweep_writes_table_and_plot(cli_sae: Path) -> None:
+    probed = runner.invoke(cli.app, ["sae", "probe", str(cli_sae), "--profiles", "256"])
+    assert probed.exit_code == 0, probed.output
+    assert "popular neurons" in probed.output and (cli_sae / "probe-popularity.csv").exists()
+    result = runner.invoke(cli.app, ["steer", str(cli_sae), "--sweep", "alpha=0,1,3", "--betas", "0,2"])
+    assert result.exit_code == 0, result.output
+    out = cli_sae / "sweep-popularity-test"
+    saved = json.loads((out / "sweep.json").read_text())
+    assert [(r["method"], r["strength"]) for r in saved["rows"]] == [
+        ("base", 0.0), ("popsteer", 0.0), ("popsteer", 1.0), ("popsteer", 3.0), ("reweight", 0.0), ("reweight", 2.0)]
+    assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG" and (out / "sweep.csv").exists()
+    for row in saved["rows"]:
+        assert f"{row['NDCG@10']:.4f}" in result.output
+    again = runner.invoke(cli.app, ["steer", str(cli_sae), "--sweep", "alpha=0,1", "--betas", "0"])
+    assert again.exit_code == 0 and (cli_sae / "sweep-popularity-test-2").exists()  # never overwritten
+
+
+def test_single_alpha_and_explain(cli_sae: Path) -> None:
+    result = runner.invoke(cli.app, ["steer", str(cli_sae), "--alpha", "2", "--mode", "delta", "--no-mask-seen"])
+    assert result.exit_code == 0, result.output
+    assert "popsteer" in result.output and "seen items kept" in result.output
+    explained = runner.invoke(cli.app, ["sae", "explain", str(cli_sae), "--latent", "0", "--n", "3"])
+    assert explained.exit_code == 0, explained.output
+    assert "items latent 0 promotes" in explained.output
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["steer", "{sae}", "--alpha", "-1"], "alpha must be"),
+    (["steer", "{sae}", "--neurons", "100000"], "neurons must be between 1 and"),
+    (["steer", "{sae}", "--concept", "genre"], "unknown concept 'genre'; available: popularity"),
+    (["steer", "{sae}", "--sweep", "beta=1"], "--sweep must look like"),
+    (["sae", "explain", "{sae}", "--latent", "9999"], "latent must be between 0 and 63"),
+    (["sae", "train", "{base}", "--set", "kk=3"], "unknown config key sae.kk"),
+    (["steer", "{base}"], "is not an SAE run"),
+])
+def test_bad_input_is_one_error_line(args: list[str], expected: str, cli_sae: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    paths = {"sae": str(cli_sae), "base": str(cli_sae.parent)}
+    monkeypatch.setattr(sys, "argv", ["seqrec", *(a.format(**paths) for a in args)])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and err.startswith("error: ") and expected in " ".join(err.split())
+    assert "Traceback" not in out + err
