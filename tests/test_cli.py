@@ -173,3 +173,6 @@ def test_demo_writes_three_runs_and_a_plot(tmp_path: Path) -> None:
         assert run.metrics["test"] == results[name]
     assert (tmp_path / "demo" / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "most-popular" in out.getvalue()
+    sweep = tmp_path / "demo" / "sasrec" / "sae-popsteer" / "sweep-popularity-test"  # the steering tour
+    assert (sweep / "tradeoff.png").read_bytes()[:4] == b"\x89PNG" and (sweep / "sweep.csv").exists()
+    assert "popularity probe" in out.getvalue() and "PopSteer" in out.getvalue()

@@ -11,6 +11,7 @@ from rich.table import Table
 from seqrec.api import load, run_experiment
 from seqrec.data.config import DataConfig
 from seqrec.data.registry import load as load_data
+from seqrec.data.splits import SplitData
 from seqrec.data.synthetic import SyntheticConfig
 from seqrec.errors import SeqrecError
 from seqrec.evaluation.baselines import MostPopular
@@ -18,7 +19,7 @@ from seqrec.evaluation.evaluate import evaluate
 from seqrec.experiment import ExperimentConfig
 from seqrec.models import BERT4RecConfig, GRU4RecConfig, SASRecConfig
 from seqrec.report.plots import plot_learning_curves
-from seqrec.runs import unique_run_dir
+from seqrec.runs import Run, unique_run_dir
 from seqrec.training.config import TrainConfig
 
 COLUMNS = ("HR@10", "NDCG@10", "MRR@10", "coverage@10", "deep_lt_coverage@10", "gini@10")
@@ -65,8 +66,32 @@ def run_demo(output_dir: str | Path = "runs/demo", users: int = 3000, epochs: in
     plot = plot_learning_curves({n: r.history for n, r in runs.items()}, output_dir / "learning_curves.png")
     console.print(f"learning curves: [bold]{plot}[/]")
     _show_recommendations(console, next(iter(runs.values())).path, data)
+    if "sasrec" in runs:
+        _steering_tour(console, runs["sasrec"], data)
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s; runs are in [bold]{output_dir}[/]")
     return results
+
+
+def _steering_tour(console: Console, run: Run, data: SplitData) -> None:
+    """SAE on SASRec's user vectors, popularity probe, and an α sweep against the re-weighting baseline."""
+    from seqrec.cli_steer import print_sweep
+    from seqrec.steering import SAEConfig, probe, train_sae
+    from seqrec.steering.sweep import popularity_sweep, write_sweep
+
+    console.rule("interpreting and steering SASRec with a sparse autoencoder (PopSteer)")
+    sae_run = train_sae(run, SAEConfig(preset="popsteer", max_vectors=20_000, epochs=8), data=data)
+    m = sae_run.metrics
+    console.print(f"SAE: {sae_run.sae.latents} latents, k={sae_run.config.k}; FVU {m['valid_fvu']:.3f}, dead "
+                  f"latents {m['dead_ratio']:.1%}; test NDCG@10 base {m['test_base_NDCG@10']:.4f} -> "
+                  f"reconstructed {m['test_sae_NDCG@10']:.4f}")
+    stats, _ = probe(sae_run, data, profiles=4096)
+    d = stats.cohens_d
+    console.print(f"popularity probe: {int((d > 0).sum())} neurons fire more for popular-only users, "
+                  f"{int((d < 0).sum())} for unpopular-only users (max |Cohen's d| {abs(d).max():.2f})")
+    rows = popularity_sweep(sae_run, data.test, stats, alphas=(0.0, 1.0, 2.0, 4.0), betas=(0.0, 2.0, 8.0))
+    print_sweep(rows, title="popularity steering (test split): PopSteer α vs re-weighting β")
+    out = write_sweep(rows, unique_run_dir(sae_run.path, "sweep-popularity-test"), {"alphas": [0, 1, 2, 4]})
+    console.print(f"accuracy vs long-tail trade-off plot: [bold]{out / 'tradeoff.png'}[/]")
 
 
 def _print_table(console: Console, results: dict[str, dict[str, float]], runs: dict) -> None:
