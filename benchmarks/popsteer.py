@@ -15,7 +15,7 @@ import torch
 
 from seqrec.api import run_data
 from seqrec.runs import load_run
-from seqrec.steering import SAEConfig, probe, train_sae
+from seqrec.steering import SAEConfig, load_sae_run, probe, train_sae
 from seqrec.steering.sweep import DEFAULT_BETAS, SWEEP_METRICS, best_fair_setting, plot_tradeoff, popularity_sweep
 
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--betas", default=",".join(f"{b:g}" for b in DEFAULT_BETAS))
     parser.add_argument("--mode", default="recon", choices=("recon", "delta"))
     parser.add_argument("--set", action="append", default=[], help="SAE setting key=value")
+    parser.add_argument("--sae", type=Path, help="reuse this SAE run instead of training one")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
@@ -46,8 +47,11 @@ def main() -> None:
     run = load_run(args.run)
     data = run_data(run)
     timings, start = {}, time.perf_counter()
-    sae_run = train_sae(run, SAEConfig(preset="popsteer", **overrides), data=data)
-    timings["sae_train"] = time.perf_counter() - start
+    if args.sae:
+        sae_run = load_sae_run(args.sae)
+    else:
+        sae_run = train_sae(run, SAEConfig(preset="popsteer", **overrides), data=data)
+        timings["sae_train"] = time.perf_counter() - start
     t = time.perf_counter()
     stats, _ = probe(sae_run, data)
     timings["probe"] = time.perf_counter() - t

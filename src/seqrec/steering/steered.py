@@ -29,7 +29,6 @@ class SteeredEncoder(SequentialEncoder):
             raise SeqrecError(f"the SAE reads {sae.dim}-dim vectors but the encoder produces {base.config.hidden}")
         self.base, self.sae, self.mode, self.intervention = base, sae, mode, intervention
         self.causal = base.causal
-        self.requires_grad_(False)
 
     def encode(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
         return self.base.encode(items)
