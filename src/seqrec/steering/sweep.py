@@ -42,28 +42,37 @@ def best_fair_setting(rows: list[dict], max_ndcg_drop: float = 0.05) -> dict | N
     return max(ok, key=lambda r: r["deep_lt_coverage@10"], default=None)
 
 
-def plot_tradeoff(rows: list[dict], path: str | Path, x: str = "deep_lt_coverage@10", y: str = "NDCG@10") -> Path:
-    """Accuracy against long-tail exposure: one curve per method, the base model as a star."""
+def plot_tradeoff(rows: list[dict], path: str | Path, y: str = "NDCG@10", keep: float = 0.8) -> Path:
+    """Accuracy against long-tail exposure (deep-LT coverage) and concentration (Gini): one curve per method.
+
+    Only settings that keep at least `keep` × the base accuracy are drawn (the useful region); the title says how
+    many were left out.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    base = next(r for r in rows if r["method"] == "base")
+    shown = [r for r in rows if r["method"] != "base" and r[y] >= keep * base[y]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), dpi=120, sharey=True)
     labels = {"popsteer": "PopSteer (α)", "reweight": "popularity re-weighting (β)"}
-    for method, label in labels.items():
-        points = [r for r in rows if r["method"] == method]
-        if points:
-            ax.plot([r[x] for r in points], [r[y] for r in points], marker="o", markersize=4, label=label)
-            for r in points:
-                ax.annotate(f"{r['strength']:g}", (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    base = next((r for r in rows if r["method"] == "base"), None)
-    if base:
+    for ax, x in zip(axes, ("deep_lt_coverage@10", "gini@10"), strict=True):
+        for method, label in labels.items():
+            points = [r for r in shown if r["method"] == method]
+            if points:
+                ax.plot([r[x] for r in points], [r[y] for r in points], marker="o", markersize=4, label=label)
+                for r in points:
+                    ax.annotate(f"{r['strength']:g}", (r[x], r[y]), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
         ax.plot([base[x]], [base[y]], marker="*", markersize=12, color="black", linestyle="none", label="base")
-    ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(y)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        ax.set_xlabel(x.replace("_", " ").replace("lt", "long-tail") + (" (lower is fairer)" if "gini" in x else ""))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(y)
+    axes[0].legend(fontsize=8)
+    hidden = len(rows) - 1 - len(shown)
+    note = f" ({hidden} settings below {keep:.0%} of base {y} not shown)" if hidden else ""
+    fig.suptitle(f"accuracy vs popularity bias{note}", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
