@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from seqrec.api import run_data
+from seqrec.cli_utils import format_metric
 from seqrec.runs import load_run
 from seqrec.steering import SAEConfig, load_sae_run, probe, train_sae
 from seqrec.steering.sweep import DEFAULT_BETAS, SWEEP_METRICS, best_fair_setting, plot_tradeoff, popularity_sweep
@@ -22,7 +23,7 @@ from seqrec.steering.sweep import DEFAULT_BETAS, SWEEP_METRICS, best_fair_settin
 def markdown(rows: list[dict]) -> str:
     lines = ["| method | strength | " + " | ".join(SWEEP_METRICS) + " |", "|---" * (2 + len(SWEEP_METRICS)) + "|"]
     for r in rows:
-        values = " | ".join(f"{r[m]:.4f}" for m in SWEEP_METRICS)
+        values = " | ".join(format_metric(m, r[m]) for m in SWEEP_METRICS)
         lines.append(f"| {r['method']} | {r['strength']:g} | {values} |")
     return "\n".join(lines)
 
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="prefix of the .json and _tradeoff*.png files")
     parser.add_argument("--alphas", default="0,0.5,1,1.5,2,4")
     parser.add_argument("--betas", default=",".join(f"{b:g}" for b in DEFAULT_BETAS))
-    parser.add_argument("--mode", default="recon", choices=("recon", "delta"))
+    parser.add_argument("--mode", default="delta", choices=("recon", "delta"))
     parser.add_argument("--set", action="append", default=[], help="SAE setting key=value")
     parser.add_argument("--sae", type=Path, help="reuse this SAE run instead of training one")
     parser.add_argument("--threads", type=int, default=0)

@@ -45,8 +45,7 @@ def main() -> None:
     for run_dir in args.runs:
         print(row(run_dir))
     if args.plot:
-        runs = [load_run(r) for r in args.runs]
-        histories = {f"{run.config.model.name} ({run.config.data.name})": run.history for run in runs}
+        histories = {r.name: load_run(r).history for r in args.runs}  # labelled by run directory
         plot_learning_curves(histories, args.plot, x="elapsed_seconds")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from seqrec.cli_utils import DataDir, console, interruptible
+from seqrec.cli_utils import DataDir, console, format_metric, interruptible, metric_label
 from seqrec.errors import SeqrecError
 
 sae_app = typer.Typer(no_args_is_help=True, help="Sparse autoencoders on a run's user vectors.")
@@ -106,7 +106,8 @@ def steer(sae_dir: Path, concept: Annotated[str, typer.Option(help="Concept to s
           = None,
           sweep: Annotated[str | None, typer.Option(help="alpha=0,0.5,1,… : a table and a trade-off plot.")] = None,
           betas: Annotated[str | None, typer.Option(help="Re-weighting baseline strengths, e.g. 0,1,4,16.")] = None,
-          mode: Annotated[str, typer.Option(help="recon (u = x̂) or delta (u = x + Δz·W_dec).")] = "recon",
+          mode: Annotated[str, typer.Option(help="delta (u = x + Δz·W_dec; the base model at α=0) or recon (u = x̂).")]
+          = "delta",
           split: Annotated[str, typer.Option(help="valid or test")] = "test",
           mask_seen: Annotated[bool, typer.Option(help="Mask items the user has seen.")] = True,
           data_dir: DataDir = None) -> None:
@@ -145,9 +146,9 @@ def steer(sae_dir: Path, concept: Annotated[str, typer.Option(help="Concept to s
 def print_sweep(rows: list[dict], title: str) -> None:
     from seqrec.steering.sweep import SWEEP_METRICS
 
-    table = Table("method", "strength", *SWEEP_METRICS, title=title)
+    table = Table("method", "α/β", *(metric_label(m) for m in SWEEP_METRICS), title=title)
     for r in rows:
-        table.add_row(r["method"], f"{r['strength']:g}", *(f"{r[m]:.4f}" for m in SWEEP_METRICS))
+        table.add_row(r["method"], f"{r['strength']:g}", *(format_metric(m, r[m]) for m in SWEEP_METRICS))
     console.print(table)
 
 

@@ -19,6 +19,17 @@ METRIC_COLUMNS = {"HR": "HR", "NDCG": "NDCG", "MRR": "MRR", "coverage": "coverag
                   "deep_lt_coverage": "deep-LT cov", "gini": "Gini", "arp": "ARP"}
 
 
+def metric_label(key: str) -> str:
+    """`deep_lt_coverage@10` -> `deep-LT cov@10` (short column headers)."""
+    name, _, k = key.partition("@")
+    return f"{METRIC_COLUMNS.get(name, name)}@{k}" if k else METRIC_COLUMNS.get(name, name)
+
+
+def format_metric(key: str, value: float) -> str:
+    """Four decimals; three significant digits for ARP, whose values are tiny popularity shares."""
+    return f"{value:.3g}" if key.startswith("arp") else f"{value:.4f}"
+
+
 def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", ks: tuple[int, ...] = (5, 10, 20, 50)
                   ) -> None:
     """One table per split: a row per cut-off k, a column per metric (fits a narrow terminal)."""
@@ -27,7 +38,7 @@ def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", ks: tu
         table = Table("k", *(METRIC_COLUMNS[n] for n in names), title=f"{title} — {split}".strip(" —"))
         for k in ks:
             if f"{names[0]}@{k}" in metrics:
-                table.add_row(str(k), *(f"{metrics[f'{n}@{k}']:.4f}" for n in names))
+                table.add_row(str(k), *(format_metric(n, metrics[f"{n}@{k}"]) for n in names))
         console.print(table)
 
 

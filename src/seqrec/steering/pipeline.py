@@ -84,7 +84,7 @@ def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popula
 
 
 def popsteer(sae_run: SAERun | str | Path, alpha: float = 1.5, neurons: int | None = None,
-             mode: ScoringMode = "recon", data: SplitData | None = None, stats: NeuronStats | None = None
+             mode: ScoringMode = "delta", data: SplitData | None = None, stats: NeuronStats | None = None
              ) -> Recommender:
     """A recommender whose popularity neurons are steered with strength `alpha` (PopSteer Eq. 3/4)."""
     sae_run = load_sae_run(sae_run) if isinstance(sae_run, str | Path) else sae_run

@@ -30,7 +30,7 @@ class SAEConfig:
     k_aux: int = 0  # dead latents used by AuxK
     aux_coef: float = -1.0
     source: Literal["last", "all", ""] = ""  # last position of each training prefix | every position (causal)
-    max_vectors: int = 50_000  # training vectors sampled from the source (0 = all)
+    max_vectors: int = 100_000  # training vectors sampled from the source (0 = all)
     valid_vectors: int = 6_000  # held-out vectors for early stopping on FVU
     epochs: int = 30
     batch_size: int = 1024

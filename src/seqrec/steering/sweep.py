@@ -20,7 +20,7 @@ DEFAULT_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 def popularity_sweep(sae_run: SAERun, split: EvalSplit, stats: NeuronStats, alphas: Sequence[float],
                      betas: Sequence[float] = DEFAULT_BETAS, neurons: int | None = None,
-                     mode: ScoringMode = "recon", mask_seen: bool = True) -> list[dict]:
+                     mode: ScoringMode = "delta", mask_seen: bool = True) -> list[dict]:
     """One row per setting: the base model, PopSteer at each α, re-weighting at each β.  Metrics at k=10."""
     def measure(method: str, strength: float, scorer) -> dict:  # noqa: ANN001
         metrics = evaluate(scorer, split, ks=(10,), mask_seen=mask_seen)
