@@ -18,3 +18,19 @@ def tiny_model_config(name: str, **overrides: object) -> ModelConfig:
 def tiny_train_config(**overrides: object) -> TrainConfig:
     return TrainConfig(**{"epochs": 1, "batch_size": 32, "lr": 3e-3, "patience": 0, "device": "cpu",
                           "seed": 0, **overrides})
+
+
+def assert_cli_error(argv: list[str], expected: str, monkeypatch, capsys) -> None:
+    """`seqrec ARGV` exits with code 2 and one `error:` line containing `expected`, no traceback."""
+    import sys
+
+    import pytest
+
+    from seqrec import cli
+
+    monkeypatch.setattr(sys, "argv", ["seqrec", *argv])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and err.startswith("error: ") and expected in " ".join(err.split())
+    assert "Traceback" not in out + err

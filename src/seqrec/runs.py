@@ -126,3 +126,17 @@ def _load_weights(model: SequentialEncoder, file: Path, name: str) -> None:
         raise RunError(f"{file} does not match a {name} model with this config (first mismatch: {key}); "
                        "the run directory was written by another model or config")
     model.load_state_dict(state)
+
+
+def write_records(folder: Path, metrics: dict, history: list[dict]) -> None:
+    """metrics.json and history.jsonl of a derived run (SAE, tuned)."""
+    (folder / METRICS).write_text(json.dumps(metrics, indent=2))
+    (folder / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in history))
+
+
+def read_records(folder: Path) -> tuple[dict, list[dict]]:
+    """metrics.json and history.jsonl of a derived run; empty when absent."""
+    metrics = json.loads((folder / METRICS).read_text()) if (folder / METRICS).exists() else {}
+    history = [json.loads(line) for line in (folder / HISTORY).read_text().splitlines()] \
+        if (folder / HISTORY).exists() else []
+    return metrics, history

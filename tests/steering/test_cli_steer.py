@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from helpers import assert_cli_error
 from seqrec import cli, cli_utils
 from seqrec.runs import Run
 from seqrec.steering import load_sae_run
@@ -78,9 +78,4 @@ def test_single_alpha_and_explain(cli_sae: Path) -> None:
 def test_bad_input_is_one_error_line(args: list[str], expected: str, cli_sae: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     paths = {"sae": str(cli_sae), "base": str(cli_sae.parent)}
-    monkeypatch.setattr(sys, "argv", ["seqrec", *(a.format(**paths) for a in args)])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    out, err = capsys.readouterr()
-    assert exc.value.code == 2 and err.startswith("error: ") and expected in " ".join(err.split())
-    assert "Traceback" not in out + err
+    assert_cli_error([a.format(**paths) for a in args], expected, monkeypatch, capsys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -35,6 +36,9 @@ class Ranking:
     top: np.ndarray  # [E, K] internal item ids, best first
 
 
+ChunkScorer = Callable[[np.ndarray, torch.Tensor], torch.Tensor]  # (rows [C], items [C, W]) -> scores [C, N+1]
+
+
 @torch.no_grad()
 def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = True,
                chunk_size: int = 1024) -> Ranking:
@@ -42,10 +46,20 @@ def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = 
     was_training = getattr(scorer, "training", False)
     if hasattr(scorer, "eval"):
         scorer.eval()  # type: ignore[attr-defined]
-    device = scorer.device
-    lengths = np.minimum(split.histories.lengths, scorer.max_len)
+    ranking = rank_chunks(lambda rows, items: scorer.score(items), split, scorer.max_len, scorer.device, k,
+                          mask_seen, chunk_size)
+    if was_training:
+        scorer.train()  # type: ignore[attr-defined]
+    return ranking
+
+
+@torch.no_grad()
+def rank_chunks(score: ChunkScorer, split: EvalSplit, max_len: int, device: torch.device, k: int = 50,
+                mask_seen: bool = True, chunk_size: int = 1024) -> Ranking:
+    """Full ranking with any chunk scorer (e.g. one that reuses precomputed user vectors by row)."""
+    lengths = np.minimum(split.histories.lengths, max_len)
     order = np.argsort(lengths, kind="stable")  # similar lengths per chunk -> less padding
-    padded = torch.from_numpy(split.histories.padded(scorer.max_len))
+    padded = torch.from_numpy(split.histories.padded(max_len))
     targets = torch.from_numpy(split.targets)
     ranks = torch.empty(len(split), dtype=torch.long)
     k = min(k, split.num_items)  # a cut-off above N lists the whole catalogue
@@ -54,15 +68,13 @@ def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = 
         rows = order[start : start + chunk_size]
         width = max(int(lengths[rows].max()), 1)
         items = padded[rows][:, -width:].to(device)
-        scores = scorer.score(items).float().nan_to_num(nan=float("-inf"))  # [C, N+1]; NaN never ranks first
+        scores = score(rows, items).float().nan_to_num(nan=float("-inf"))  # [C, N+1]; NaN never ranks first
         if mask_seen:
             mask_seen_items(scores, split.histories.take(rows))
         chunk_targets = targets[rows].to(device)
         target_scores = scores.gather(1, chunk_targets[:, None])  # [C, 1]
         ranks[rows] = (scores > target_scores).sum(1).cpu()
         top[rows] = scores.topk(k, dim=1).indices.cpu().numpy()
-    if was_training:
-        scorer.train()  # type: ignore[attr-defined]
     return Ranking(ranks, top)
 
 
@@ -90,6 +102,12 @@ def evaluate(scorer: Scorer, split: EvalSplit, ks: tuple[int, ...] = DEFAULT_KS,
         raise SeqrecError(f"metrics must be accuracy, beyond-accuracy or all; got {metrics!r}")
     ks = tuple(sorted(ks))
     ranking = rank_split(scorer, split, k=max(ks), mask_seen=mask_seen, chunk_size=chunk_size)
+    return ranking_metrics(ranking, split, ks, metrics, attributes)
+
+
+def ranking_metrics(ranking: Ranking, split: EvalSplit, ks: tuple[int, ...] = DEFAULT_KS,
+                    metrics: MetricGroup = "all", attributes: list[str] | None = None) -> dict[str, float]:
+    """The metrics of `evaluate` from a finished ranking (top lists at least max(ks) long)."""
     out: dict[str, float] = {}
     if metrics in ("accuracy", "all"):
         out |= accuracy_metrics(ranking.ranks, ks)

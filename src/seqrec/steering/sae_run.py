@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from seqrec.config import from_dict, read_yaml, to_dict, write_yaml
 from seqrec.errors import ConfigError, RunError
 from seqrec.recommender import Recommender
-from seqrec.runs import HISTORY, METRICS, Run, load_run, write_atomically
+from seqrec.runs import Run, load_run, read_records, write_atomically, write_records
 from seqrec.steering.sae import Intervention, SAEConfig, TopKSAE
 from seqrec.steering.steered import ScoringMode, SteeredEncoder
 
@@ -52,8 +51,7 @@ def save_sae_run(run: SAERun, path: str | Path) -> Path:
         write_yaml(meta, tmp / SAE_CONFIG)
         state = {k: v.detach().cpu().contiguous() for k, v in run.sae.state_dict().items()}
         save_file(state, str(tmp / SAE_WEIGHTS))
-        (tmp / METRICS).write_text(json.dumps(run.metrics, indent=2))
-        (tmp / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in run.history))
+        write_records(tmp, run.metrics, run.history)
 
     run.path = write_atomically(path, write)
     return run.path
@@ -86,7 +84,5 @@ def load_sae_run(path: str | Path, device: str = "cpu") -> SAERun:
         raise RunError(f"{path / SAE_WEIGHTS} is damaged or does not match {SAE_CONFIG} ({exc}); "
                        "retrain the SAE") from None
     sae.to(device).eval()
-    metrics = json.loads((path / METRICS).read_text()) if (path / METRICS).exists() else {}
-    history = [json.loads(line) for line in (path / HISTORY).read_text().splitlines()] \
-        if (path / HISTORY).exists() else []
+    metrics, history = read_records(path)
     return SAERun(config, sae, base, metrics, history, path)

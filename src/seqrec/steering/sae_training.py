@@ -50,7 +50,7 @@ def fit_sae(train: torch.Tensor, valid: torch.Tensor, config: SAEConfig, progres
     fit = SAEFit(sae)
     best_fvu, best_state, stale, dead = float("inf"), None, 0, None
     start = time.perf_counter()
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("SAE", total=config.epochs, status="") if bar else None
         for epoch in range(1, config.epochs + 1):
             train_fvu, train_aux, fired = train_epoch(sae, optimizer, train, config, dead, k_aux)
@@ -100,7 +100,7 @@ def train_epoch(sae: TopKSAE, optimizer: torch.optim.Optimizer, train: torch.Ten
     return totals[0] / max(steps, 1), totals[1] / max(steps, 1), fired
 
 
-def _progress(show: bool) -> contextlib.AbstractContextManager:
+def progress_bar(show: bool) -> contextlib.AbstractContextManager:
     if not show:
         return contextlib.nullcontext()
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

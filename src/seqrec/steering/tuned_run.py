@@ -1,0 +1,83 @@
+"""Tuned-run directories: the latent controller, its config and metrics, and a pointer to the SAE run it steers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from seqrec.config import from_dict, read_yaml, to_dict, write_yaml
+from seqrec.errors import ConfigError, RunError
+from seqrec.recommender import Recommender
+from seqrec.runs import read_records, write_atomically, write_records
+from seqrec.steering.sae_run import SAERun, load_sae_run
+from seqrec.steering.tuning import LatentController, TuneConfig, TunedEncoder
+
+TUNE_CONFIG, TUNE_WEIGHTS = "tune.yaml", "controller.safetensors"
+
+
+@dataclass
+class TunedRun:
+    """A controller over `latents` of an SAE run's SAE."""
+
+    config: TuneConfig
+    controller: LatentController
+    sae_run: SAERun
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def recommender(self) -> Recommender:
+        """The base run's recommender with user vectors moved by the controller."""
+        rec = self.sae_run.base.recommender
+        sae = self.sae_run.sae.to(rec.model.device)
+        model = TunedEncoder(rec.model, sae, self.controller.to(rec.model.device)).eval()
+        return Recommender(model, rec.user_map, rec.item_map, rec.histories, rec.catalog)
+
+
+def save_tuned_run(run: TunedRun, path: str | Path) -> Path:
+    """Write `run` to the new directory `path` (the SAE run is referenced by a relative path)."""
+    path = Path(path)
+    if run.sae_run.path is None:
+        raise RunError("save the SAE run before tuning on it (the tuned run points at the SAE run directory)")
+    sae = os.path.relpath(Path(run.sae_run.path).resolve(), path.resolve())
+
+    def write(tmp: Path) -> None:
+        meta = {"sae_run": sae, "latents": run.controller.latents.tolist(), "tune": to_dict(run.config)}
+        write_yaml(meta, tmp / TUNE_CONFIG)
+        state = {k: v.detach().cpu().contiguous() for k, v in run.controller.state_dict().items()}
+        save_file(state, str(tmp / TUNE_WEIGHTS))
+        write_records(tmp, run.metrics, run.history)
+
+    run.path = write_atomically(path, write)
+    return run.path
+
+
+def load_tuned_run(path: str | Path, device: str = "cpu") -> TunedRun:
+    """Restore a tuned run with its SAE run and base run."""
+    path = Path(path)
+    if not (path / TUNE_CONFIG).is_file() or not (path / TUNE_WEIGHTS).is_file():
+        raise RunError(f"{path} is not a tuned run (expected {TUNE_CONFIG} and {TUNE_WEIGHTS}); "
+                       "create one with `seqrec tune SAE_RUN --target ATTRIBUTE`")
+    meta = read_yaml(path / TUNE_CONFIG)
+    try:
+        config = from_dict(TuneConfig, meta["tune"], "tune.")
+        sae_path, latents = path / str(meta["sae_run"]), [int(j) for j in meta["latents"]]
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise RunError(f"{path / TUNE_CONFIG} is damaged ({exc}); tune again") from None
+    if not sae_path.is_dir():
+        raise RunError(f"the SAE run of {path} is missing (expected {sae_path.resolve()}); restore it or tune again")
+    sae_run = load_sae_run(sae_path, device=device)
+    controller = LatentController(latents, sae_run.sae.latents)
+    try:
+        controller.load_state_dict(load_file(str(path / TUNE_WEIGHTS)))
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise RunError(f"{path / TUNE_WEIGHTS} is damaged or does not match {TUNE_CONFIG} ({exc}); "
+                       "tune again") from None
+    metrics, history = read_records(path)
+    return TunedRun(config, controller.to(device).eval(), sae_run, metrics, history, path)

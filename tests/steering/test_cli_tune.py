@@ -1,0 +1,80 @@
+"""`seqrec sae sweep|choose` and `seqrec tune` through the CLI, including bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import assert_cli_error
+from seqrec import cli, cli_utils
+from seqrec.steering import SAERun
+from seqrec.steering.tuned_run import load_tuned_run
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_utils.console, "width", 300)
+
+
+@pytest.fixture(scope="module")
+def cli_sae(sae_run: SAERun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the base run and its SAE run (tuned runs land inside the SAE run)."""
+    assert sae_run.path is not None
+    base = tmp_path_factory.mktemp("cli-tune") / "base"
+    shutil.copytree(sae_run.base.path, base, ignore=shutil.ignore_patterns("sae-*"))  # type: ignore[arg-type]
+    shutil.copytree(sae_run.path, base / "sae", ignore=shutil.ignore_patterns("latent-sweep-*", "tune-*"))
+    return base / "sae"
+
+
+def test_sweep_choose_tune(cli_sae: Path) -> None:
+    swept = runner.invoke(cli.app, ["sae", "sweep", str(cli_sae), "--attributes", "Comedy,Sci-Fi", "--top", "20"])
+    assert swept.exit_code == 0, swept.output
+    sweep = cli_sae / "latent-sweep-valid"
+    assert (sweep / "Sci_Fi_regulation_scores.json").exists() and "raising latents" in swept.output
+    assert (sweep / "strongest_latents.png").read_bytes()[:4] == b"\x89PNG"
+
+    chosen = runner.invoke(cli.app, ["sae", "choose", str(sweep), "--attributes", "Comedy", "-x", "3"])
+    assert chosen.exit_code == 0, chosen.output
+    picked = json.loads((sweep / "controller_Comedy.json").read_text())
+    scores = json.loads((sweep / "Comedy_regulation_scores.json").read_text())
+    assert picked["ablations"][:3] == [r["latent_id"] for r in scores[:3]]  # best positive first
+    assert picked["ablations"][3:] == [r["latent_id"] for r in scores[::-1][:3]]  # most negative next
+    again = runner.invoke(cli.app, ["sae", "choose", str(sweep), "--attributes", "Comedy"])
+    assert again.exit_code == 1 and "exists; pass --force" in str(again.exception)
+
+    tuned = runner.invoke(cli.app, ["tune", str(cli_sae), "--target", "Comedy", "--suppress", "Drama",
+                                    "--lambda", "0.5", "--latents", "5", "--set", "epochs=2"])
+    assert tuned.exit_code == 0, tuned.output
+    assert "target is Comedy" in tuned.output and "target is Drama" in tuned.output and "base → tuned" in tuned.output
+    run = load_tuned_run(cli_sae / "tune-Comedy-minus-Drama")
+    assert run.config.targets == ["Comedy"] and run.config.suppress == ["Drama"] and run.config.weight == 0.5
+    assert len(run.history) <= 3
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["sae", "sweep", "{sae}", "--attributes", "Western"], "unknown item attribute 'Western'; available:"),
+    (["sae", "sweep", "{sae}", "--attributes", "Comedy", "--scales", "10"], "at least two different positive"),
+    (["sae", "sweep", "{sae}", "--attributes", "Comedy", "--split", "train"], "valid or test"),
+    (["sae", "choose", "{sae}", "--attributes", "Comedy"], "is not a latent sweep"),
+    (["tune", "{sae}"], "at least one attribute"),
+    (["tune", "{sae}", "--target", "Western"], "unknown item attribute 'Western'"),
+    (["tune", "{sae}", "--target", "Comedy", "--set", "lr=0"], "lr > 0"),
+    (["tune", "{base}", "--target", "Comedy"], "is not an SAE run"),
+])
+def test_bad_input_is_one_error_line(args: list[str], expected: str, cli_sae: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    paths = {"sae": str(cli_sae), "base": str(cli_sae.parent)}
+    assert_cli_error([a.format(**paths) for a in args], expected, monkeypatch, capsys)
+
+
+def test_missing_base_run_is_reported(cli_sae: Path, tmp_path: Path) -> None:
+    lonely = tmp_path / "sae"
+    shutil.copytree(cli_sae, lonely)  # its relative base_run path now points nowhere
+    result = runner.invoke(cli.app, ["tune", str(lonely), "--target", "Comedy"])
+    assert result.exit_code == 1 and "is not a complete seqrec run" in str(result.exception)
