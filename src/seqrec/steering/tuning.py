@@ -168,7 +168,7 @@ class Instances:
                batch_size: int = 8192) -> Instances:
         sae.eval()
         codes = [sae(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        return cls(x, torch.cat([c.values for c in codes]), torch.cat([c.index for c in codes]), targets,
+        return cls(x, torch.cat([c.values for c in codes]), torch.cat([c.index for c in codes]), targets.to(x.device),
                    rows.numpy())
 
 
@@ -240,7 +240,8 @@ def fit_controller(controller: LatentController, sae: TopKSAE, items: torch.Tens
     boost = membership[:, :n_up].any(1)  # [N+1] items of any target attribute
     lower = membership[:, n_up:].any(1)
     not_boost, everything = ~boost, np.ones(len(items), dtype=bool)
-    target_np = train.targets.numpy()
+    any_boost, any_lower = bool(boost.any()), bool(lower.any())
+    target_np = train.targets.cpu().numpy()
     optimizer = torch.optim.Adam(controller.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     device = items.device
 
@@ -258,33 +259,31 @@ def fit_controller(controller: LatentController, sae: TopKSAE, items: torch.Tens
         task = bar.add_task("tune", total=config.epochs, status="") if bar else None
         for epoch in range(1, config.epochs + 1):
             controller.train()
-            negatives = torch.from_numpy(sampler.sample(train.rows, everything))
-            has_boost = torch.from_numpy(boost[target_np])
-            neg_boost = torch.from_numpy(sampler.sample(train.rows, not_boost)) if boost.any() else negatives
-            has_lower = torch.from_numpy(~lower[target_np])
-            neg_lower = torch.from_numpy(sampler.sample(train.rows, lower)) if lower.any() else negatives
-            order = torch.randperm(len(train.x))
-            totals = np.zeros(2)
+            negatives = torch.from_numpy(sampler.sample(train.rows, everything)).to(device)
+            has_boost = torch.from_numpy(boost[target_np]).to(device)
+            neg_boost = torch.from_numpy(sampler.sample(train.rows, not_boost)).to(device) if any_boost else negatives
+            has_lower = torch.from_numpy(~lower[target_np]).to(device)
+            neg_lower = torch.from_numpy(sampler.sample(train.rows, lower)).to(device) if any_lower else negatives
+            order = torch.randperm(len(train.x), device=device)
+            totals = torch.zeros(2, device=device)  # summed on the device: no host sync per step
             for i in range(0, len(order), config.batch_size):
                 b = order[i : i + config.batch_size]
                 u = train.x[b] + controller.delta(train.values[b], train.index[b], sae.W_dec)  # [B, D]
-                pos = (u * items[train.targets[b].to(device)]).sum(1)
-                neg = (u * items[negatives[b].to(device)]).sum(1)
-                rank = ranking_loss(pos, neg[:, None])
+                pos = (u * items[train.targets[b]]).sum(1)
+                rank = ranking_loss(pos, (u * items[negatives[b]]).sum(1)[:, None])
                 attr = pos.new_zeros(())
-                if boost.any():
-                    attr = attr + pairwise_loss(pos, (u * items[neg_boost[b].to(device)]).sum(1),
-                                                has_boost[b].to(device))
-                if lower.any():
-                    attr = attr + pairwise_loss(pos, (u * items[neg_lower[b].to(device)]).sum(1),
-                                                has_lower[b].to(device))
+                if any_boost:
+                    attr = attr + pairwise_loss(pos, (u * items[neg_boost[b]]).sum(1), has_boost[b])
+                if any_lower:
+                    attr = attr + pairwise_loss(pos, (u * items[neg_lower[b]]).sum(1), has_lower[b])
                 loss = rank + config.weight * attr
                 if not torch.isfinite(loss):
                     continue
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                totals += (rank.item(), attr.item())
+                totals += torch.stack([rank.detach(), attr.detach()])
+            totals = totals.cpu().numpy()
             steps = max(1, -(-len(order) // config.batch_size))
             controller.eval()
             losses = {"rank_loss": float(totals[0] / steps), "attribute_loss": float(totals[1] / steps)}
