@@ -5,7 +5,7 @@ SHARED_DATA := $(abspath ../shared/data)
 # Real datasets: $SEQREC_DATA if set, else ../shared/data when it exists (real-data tests skip otherwise).
 export SEQREC_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test bench lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: install
 
 test: install
 	$(VENV)/bin/python -m pytest
+
+# The benchmark suite (hours on a CPU): speed vs RecTools, large-catalogue memory, accuracy runs.
+bench: install
+	$(VENV)/bin/python benchmarks/suite.py --budget $(or $(BUDGET),900)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -20,6 +20,8 @@ PUBLISHED = {
     ("bert4rec", "ml-1m-sas"): (0.2843, 0.1537, "BERT4Rec, Klenitskiy et al.; RecTools 0.2921 / 0.1618"),
     ("gru4rec", "ml-1m-sas"): (0.2776, 0.1545, "GRU4Rec CE, RecBole ml-1m_seq (other ML-1M version, L=50)"),
     ("sasrec", "beauty"): (0.0605, 0.0318, "SASRec as reported by S3-Rec/DuoRec; RecTools SASRec+SS 0.0921 / 0.0531"),
+    ("sasrec", "beauty-bert4rec"): (0.0533, 0.0327, "SASRec+ CE, Klenitskiy et al.; RecTools 0.0595 / 0.0359"),
+    ("bert4rec", "beauty-bert4rec"): (0.0338, 0.0187, "BERT4Rec, Klenitskiy et al.; RecTools 0.0434 / 0.0242"),
 }
 
 

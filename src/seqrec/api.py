@@ -13,6 +13,7 @@ from seqrec.experiment import ExperimentConfig
 from seqrec.models.base import ModelConfig, build_model
 from seqrec.recommender import Recommender
 from seqrec.runs import Run, load_run, save_run, unique_run_dir
+from seqrec.training import distributed
 from seqrec.training.config import EvalConfig, TrainConfig
 from seqrec.training.trainer import Trainer, seed_everything
 
@@ -20,7 +21,10 @@ from seqrec.training.trainer import Trainer, seed_everything
 def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None = None,
           eval_config: EvalConfig | None = None, data_config: DataConfig | None = None,
           progress: bool = True) -> Run:
-    """Train `model` on `data`, restore the best validation epoch and report valid + test metrics."""
+    """Train `model` on `data`, restore the best validation epoch and report valid + test metrics.
+
+    Inside a process group every rank trains its share; only rank 0 computes the final metrics.
+    """
     train = train_config or TrainConfig()
     ec = eval_config or EvalConfig()
     if train.threads:
@@ -29,6 +33,9 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
     encoder = build_model(model, data.num_items)
     result = Trainer(encoder, data, train, ec, progress=progress).fit()
     recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog)
+    config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec)
+    if not distributed.current().is_main:
+        return Run(config, recommender, {}, result.history)
     metrics = {
         "valid": evaluate(recommender, data.valid, ks=ec.ks, mask_seen=ec.mask_seen, chunk_size=ec.chunk_size),
         "test": evaluate(recommender, data.test, ks=ec.ks, mask_seen=ec.mask_seen, chunk_size=ec.chunk_size),
@@ -37,7 +44,6 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
         "train_seconds": round(result.seconds, 2),
         "protocol": protocol(data, model, ec, data_config),
     }
-    config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec)
     return Run(config, recommender, metrics, result.history)
 
 
@@ -53,18 +59,30 @@ def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_
         "ranking": "full catalogue",
         "seen_items_masked": eval_config.mask_seen,
         "max_len": model.max_len,
+        "processes": distributed.current().world,
     }
 
 
 def run_experiment(config: ExperimentConfig, output_dir: str | Path = "runs", progress: bool = True) -> Run:
-    """Load data, train, evaluate and write a new run directory under `output_dir`."""
+    """Load data, train, evaluate and write a new run directory under `output_dir`.
+
+    Under `torchrun` this joins the process group, trains data-parallel, and only rank 0 writes the run
+    (other ranks return a run without `path`).
+    """
     from seqrec.data.registry import load as load_data
 
-    data = load_data(config.data)
-    target = unique_run_dir(output_dir, config.run_name)
-    run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress)
-    run.config.name = target.name
-    save_run(run, target)
+    world = distributed.init_from_env(config.train.device)
+    try:
+        data = load_data(config.data)
+        run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress)
+        if world.is_main:
+            target = unique_run_dir(output_dir, config.run_name)
+            run.config.name = target.name
+            save_run(run, target)
+        world.barrier()
+    finally:
+        if world.active:
+            torch.distributed.destroy_process_group()
     return run
 
 

@@ -69,6 +69,8 @@ def train(config: Path,
         raw.setdefault("data", {})["data_dir"] = data_dir
     with interruptible():
         run = run_experiment(ExperimentConfig.from_dict(raw), output_dir)
+    if run.path is None:  # a data-parallel rank other than 0: rank 0 reports
+        return
     print_metrics({"valid": run.metrics["valid"], "test": run.metrics["test"]}, title=f"{run.path}")
     console.print(f"run saved to [bold]{run.path}[/] (best epoch {run.metrics['best_epoch']})")
 

@@ -1,4 +1,4 @@
-"""Training objectives: full-softmax CE, the shifted next-item loss and cloze masking."""
+"""Training objectives: full, chunked and sampled softmax CE, the shifted next-item loss and cloze masking."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from torch import nn
 
 from seqrec.models import BERT4RecConfig, build_model
 from seqrec.models.base import ModelConfig, SequentialEncoder
-from seqrec.training.losses import cloze_loss, cloze_mask, full_softmax_ce, next_item_loss
+from seqrec.training.losses import (
+    chunked_softmax_ce,
+    cloze_loss,
+    cloze_mask,
+    full_softmax_ce,
+    next_item_loss,
+    sampled_softmax_ce,
+)
 
 
 def test_full_softmax_ce_matches_hand_computation() -> None:
@@ -22,7 +29,7 @@ def test_full_softmax_ce_matches_hand_computation() -> None:
     first = math.log(2 * math.e + 1) - 1
     second = math.log(1 + 2 * math.e**2) - 2
     loss = full_softmax_ce(hidden, targets, items)
-    assert loss.item() == pytest.approx((first + second) / 2, rel=1e-6)
+    assert loss.item() == pytest.approx(first + second, rel=1e-6)  # summed; callers divide by the count
 
 
 class LookupEncoder(SequentialEncoder):
@@ -63,33 +70,34 @@ def test_next_item_loss_is_the_mean_ce_over_real_pairs() -> None:
     model = LookupEncoder()
     for last_only in (False, True):
         expected = _hand_next_item_loss(model, BATCH, last_only)
-        torch.testing.assert_close(next_item_loss(model, BATCH, last_only=last_only), expected)
+        torch.testing.assert_close(next_item_loss(model, BATCH, last_only=last_only).mean, expected)
 
 
 @torch.no_grad()
 def test_next_item_loss_ignores_padding() -> None:
-    clean = next_item_loss(LookupEncoder(pad_value=0.0), BATCH)
+    clean = next_item_loss(LookupEncoder(pad_value=0.0), BATCH).mean
     # hidden states at padding positions are garbage: the loss must not read them
-    torch.testing.assert_close(next_item_loss(LookupEncoder(pad_value=100.0), BATCH), clean)
+    torch.testing.assert_close(next_item_loss(LookupEncoder(pad_value=100.0), BATCH).mean, clean)
     # more left padding is the same batch
     wider = torch.cat([torch.zeros(3, 4, dtype=torch.long), BATCH], dim=1)
-    torch.testing.assert_close(next_item_loss(LookupEncoder(), wider), clean)
+    torch.testing.assert_close(next_item_loss(LookupEncoder(), wider).mean, clean)
     # an all-padding row adds no position
-    torch.testing.assert_close(next_item_loss(LookupEncoder(), torch.cat([BATCH, torch.zeros(1, 6).long()])), clean)
+    with_empty_row = torch.cat([BATCH, torch.zeros(1, 6).long()])
+    torch.testing.assert_close(next_item_loss(LookupEncoder(), with_empty_row).mean, clean)
 
 
 @torch.no_grad()
 def test_last_only_uses_only_the_last_position() -> None:
     model = LookupEncoder()
-    last = next_item_loss(model, BATCH, last_only=True)
+    last = next_item_loss(model, BATCH, last_only=True).mean
     earlier_changed = BATCH.clone()
     earlier_changed[:, :-2] = torch.tensor([[0, 0, 1, 2], [6, 5, 4, 3], [0, 0, 0, 0]])
-    torch.testing.assert_close(next_item_loss(model, earlier_changed, last_only=True), last)
+    torch.testing.assert_close(next_item_loss(model, earlier_changed, last_only=True).mean, last)
     last_changed = BATCH.clone()
     last_changed[:, -1] = torch.tensor([1, 1, 6])
-    assert not torch.allclose(next_item_loss(model, last_changed, last_only=True), last)
+    assert not torch.allclose(next_item_loss(model, last_changed, last_only=True).mean, last)
     # the one-pair row alone gives the CE of 2 -> 1
-    single = next_item_loss(model, BATCH[2:], last_only=True)
+    single = next_item_loss(model, BATCH[2:], last_only=True).mean
     logits = model.items.weight[2] @ model.items.weight[1:].T
     torch.testing.assert_close(single, F.cross_entropy(logits[None], torch.tensor([0])))
 
@@ -133,4 +141,55 @@ def test_cloze_loss_is_ce_over_the_masked_positions() -> None:
     inputs = torch.where(masked, torch.full_like(BATCH, model.mask_token), BATCH)
     logits = model.encode(inputs)[masked] @ model.item_embeddings()[1:].T
     expected = F.cross_entropy(logits, BATCH[masked] - 1)
-    torch.testing.assert_close(cloze_loss(model, BATCH, 0.4, torch.Generator().manual_seed(5)), expected)
+    torch.testing.assert_close(cloze_loss(model, BATCH, 0.4, torch.Generator().manual_seed(5)).mean, expected)
+
+
+def test_next_item_loss_counts_the_real_pairs() -> None:
+    out = next_item_loss(LookupEncoder(), BATCH)
+    assert out.count.item() == 3 + 5 + 1
+    torch.testing.assert_close(out.total / 9, out.mean)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_chunked_softmax_equals_full_softmax_in_value_and_gradients(chunk: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(10, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    items = torch.randn(8, 4, generator=g, dtype=torch.float64, requires_grad=True)  # row 0 = padding
+    targets = torch.randint(1, 8, (10,), generator=g)
+    full = full_softmax_ce(hidden, targets, items)
+    grads = torch.autograd.grad(full * 0.7, (hidden, items))
+    chunked = chunked_softmax_ce(chunk)(hidden, targets, items)
+    torch.testing.assert_close(chunked, full)
+    got = torch.autograd.grad(chunked * 0.7, (hidden, items))
+    for mine, want in zip(got, grads, strict=True):
+        torch.testing.assert_close(mine, want)
+    assert got[1][0].abs().sum() == 0  # the padding row gets no gradient
+
+
+def test_sampled_softmax_with_logq_by_hand() -> None:
+    items = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    probs = torch.tensor([0.5, 0.25, 0.25])  # q over items 1..3
+    hidden = torch.tensor([[2.0, 0.0]])
+    loss = sampled_softmax_ce(probs, negatives=4, generator=torch.Generator().manual_seed(0))
+    drawn = torch.multinomial(probs, 4, replacement=True, generator=torch.Generator().manual_seed(0)) + 1
+    target = torch.tensor([2])
+    # logit(i) = h . e_i - log q_i; negatives equal to the target are dropped
+    logit = {1: 2 - math.log(0.5), 2: 0 - math.log(0.25), 3: 2 - math.log(0.25)}
+    negatives = [logit[i] for i in drawn.tolist() if i != 2]
+    expected = -logit[2] + math.log(sum(math.exp(v) for v in [logit[2], *negatives]))
+    assert loss(hidden, target, items).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_sampled_softmax_approaches_full_softmax_with_many_negatives() -> None:
+    g = torch.Generator().manual_seed(1)
+    items = torch.randn(51, 8, generator=g)
+    hidden = torch.randn(64, 8, generator=g)
+    targets = torch.randint(1, 51, (64,), generator=g)
+    probs = torch.rand(50, generator=g) + 0.1
+    probs /= probs.sum()
+    full = full_softmax_ce(hidden, targets, items).item()
+    sampled = sampled_softmax_ce(probs, negatives=20000, generator=g)(hidden, targets, items).item()
+    # importance sampling: sum_j exp(s_j - log q_j) over K draws ~ K * sum_i exp(s_i), so each row's loss is
+    # its full-softmax loss + log K + log q(target)
+    offset = 64 * math.log(20000) + probs[targets - 1].log().sum().item()
+    assert sampled == pytest.approx(full + offset, abs=0.01 * abs(full))

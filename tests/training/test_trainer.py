@@ -149,3 +149,31 @@ def test_monitor_must_be_a_validation_metric(tiny_data: SplitData) -> None:
     with pytest.raises(ConfigError, match=r"train\.monitor"):
         Trainer(encoder, tiny_data, tiny_train_config(monitor="ndcg"), EvalConfig(ks=(5, 10)), progress=False)
     Trainer(encoder, tiny_data, tiny_train_config(monitor="HR@5"), EvalConfig(ks=(5, 10)), progress=False)
+
+
+def test_chunked_loss_follows_the_full_softmax_trajectory(tiny_data: SplitData) -> None:
+    def trained(**train: object) -> dict[str, torch.Tensor]:
+        seed_everything(0)
+        model = build_model(tiny_model_config("sasrec", blocks=1, dropout=0.0), tiny_data.num_items)
+        Trainer(model, tiny_data, tiny_train_config(epochs=2, **train), TINY_EVAL, progress=False).fit()
+        return model.state_dict()
+
+    full, chunked = trained(loss="full"), trained(loss="chunked", loss_chunk=7)
+    for name in full:
+        torch.testing.assert_close(chunked[name], full[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("sampler", ["popularity", "uniform"])
+def test_sampled_softmax_training_learns(tiny_data: SplitData, sampler: str) -> None:
+    trainer = make_trainer(tiny_data, epochs=8, loss="sampled", negatives=16, negative_sampler=sampler)
+    before = trainer.validate()["NDCG@10"]
+    result = trainer.fit()
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.best_valid["NDCG@10"] > before + 0.05
+
+
+def test_bad_loss_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="train.loss"):
+        tiny_train_config(loss="fused")
+    with pytest.raises(ConfigError, match="loss_chunk"):
+        tiny_train_config(loss="chunked", loss_chunk=0)

@@ -28,15 +28,25 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     threads: int = 0  # torch CPU threads; 0 = torch default
+    # softmax CE over all items, exact: "chunked" (bounded memory, faster on CPU) or "full"; or "sampled" (logQ)
+    loss: Literal["full", "chunked", "sampled"] = "chunked"
+    loss_chunk: int = 1024  # positions per chunk of logits (loss: chunked)
+    negatives: int = 1024  # shared negatives per batch (loss: sampled)
+    negative_sampler: Literal["popularity", "uniform"] = "popularity"  # with logQ correction (loss: sampled)
+    compile: bool = False  # torch.compile the encoder (dynamic shapes); slower on CPU, unmeasured on GPU
 
     def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "eval_every"):
+        for key in ("epochs", "batch_size", "eval_every", "loss_chunk", "negatives"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
         if min(self.patience, self.valid_users, self.grad_clip, self.time_budget) < 0:
             raise ConfigError("train.patience, valid_users, grad_clip and time_budget must be >= 0")
+        if self.loss not in ("full", "chunked", "sampled"):
+            raise ConfigError(f"train.loss must be full, chunked or sampled, got {self.loss!r}")
+        if self.negative_sampler not in ("popularity", "uniform"):
+            raise ConfigError(f"train.negative_sampler must be popularity or uniform, got {self.negative_sampler!r}")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""One model-agnostic trainer: index-slice batches on the device, early stopping, best-checkpoint restore."""
+"""One model-agnostic trainer: index-slice batches on the device, early stopping, best-checkpoint restore, DDP."""
 
 from __future__ import annotations
 
@@ -17,8 +17,17 @@ from seqrec.errors import ConfigError, suggest
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.evaluation.metrics import ACCURACY
 from seqrec.models.base import SequentialEncoder
+from seqrec.training import distributed
 from seqrec.training.config import EvalConfig, TrainConfig
-from seqrec.training.losses import cloze_loss, next_item_loss
+from seqrec.training.losses import (
+    LossSum,
+    SoftmaxLoss,
+    chunked_softmax_ce,
+    cloze_loss,
+    full_softmax_ce,
+    next_item_loss,
+    sampled_softmax_ce,
+)
 
 EpochCallback = Callable[[dict[str, float]], None]
 
@@ -34,6 +43,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class Objective(torch.nn.Module):
+    """The model's training loss as a module, so DDP and torch.compile can wrap it.  batch -> (sum, count)"""
+
+    def __init__(self, model: SequentialEncoder, softmax: SoftmaxLoss, generator: torch.Generator) -> None:
+        super().__init__()
+        self.model = model
+        self.softmax = softmax
+        self.generator = generator
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.model.config
+        if cfg.objective == "cloze":
+            out = cloze_loss(self.model, batch, cfg.mask_prob, self.generator,  # type: ignore[attr-defined]
+                             softmax=self.softmax)
+        else:
+            last_only = getattr(cfg, "loss_positions", "all") == "last"
+            out = next_item_loss(self.model, batch, last_only=last_only, softmax=self.softmax)
+        return out.total, out.count
+
+
 @dataclass
 class TrainResult:
     model: SequentialEncoder  # with the best validation weights restored
@@ -44,7 +73,12 @@ class TrainResult:
 
 
 class Trainer:
-    """Trains any `SequentialEncoder` on its objective; validates with `evaluate()` on the valid split."""
+    """Trains any `SequentialEncoder` on its objective; validates with `evaluate()` on the valid split.
+
+    Inside a process group (`torchrun`), each rank takes its share of every global batch and of the validation
+    users; gradients are averaged by DDP and the loss is normalised by the global number of predicted positions,
+    so N processes follow the same trajectory as one process with the same global batch.
+    """
 
     def __init__(self, model: SequentialEncoder, data: SplitData, config: TrainConfig,
                  eval_config: EvalConfig | None = None, callbacks: Sequence[EpochCallback] = (),
@@ -55,17 +89,39 @@ class Trainer:
         if config.monitor not in monitors:
             raise ConfigError(f"train.monitor {config.monitor!r} is not computed on validation; "
                               f"with eval.ks {list(self.eval_config.ks)} use one of: {suggest(monitors)}")
-        self.device = resolve_device(config.device)
+        self.dist = distributed.current()
+        self.device = distributed.rank_device(resolve_device(config.device))
         self.model = model.to(self.device)
         self.data = data
         self.callbacks = list(callbacks)
-        self.show_progress = progress
+        self.show_progress = progress and self.dist.is_main
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.sequences, self.lengths = self._training_tensor()
         self.valid = self._validation_split()
         opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.objective = self._objective()
+
+    def _softmax(self) -> SoftmaxLoss:
+        cfg = self.config
+        if cfg.loss == "chunked":
+            return chunked_softmax_ce(cfg.loss_chunk)
+        if cfg.loss == "sampled":
+            counts = torch.bincount(self.sequences.flatten(), minlength=self.model.num_items + 1)[1:].double()
+            if cfg.negative_sampler == "uniform":
+                counts = torch.ones_like(counts)
+            return sampled_softmax_ce((counts + 1) / (counts + 1).sum(), cfg.negatives, self.generator)
+        return full_softmax_ce
+
+    def _objective(self) -> torch.nn.Module:
+        if self.config.compile:  # the encoder only: the loss selects positions, so its shapes depend on data
+            self.model.encode = torch.compile(self.model.encode, dynamic=True)  # type: ignore[method-assign]
+        objective: torch.nn.Module = Objective(self.model, self._softmax(), self.generator)
+        if self.dist.active:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            objective = torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids)
+        return objective
 
     def _training_tensor(self) -> tuple[torch.Tensor, np.ndarray]:
         """Left-padded training sequences, kept on the device.  -> [U', L(+1)], lengths [U']"""
@@ -76,15 +132,19 @@ class Trainer:
         return torch.from_numpy(padded).to(self.device), np.minimum(train.lengths[usable], width)
 
     def _validation_split(self) -> EvalSplit:
+        """The validation users of this rank: a fixed random subset when asked, sharded across ranks."""
         valid, n = self.data.valid, self.config.valid_users
-        if n == 0 or n >= len(valid):
+        rows = np.arange(len(valid))
+        if 0 < n < len(valid):
+            rows = np.sort(np.random.default_rng(self.config.seed).choice(len(valid), n, replace=False))
+        rows = self.dist.shard(rows)
+        if len(rows) == len(valid):
             return valid
-        rows = np.sort(np.random.default_rng(self.config.seed).choice(len(valid), n, replace=False))
         return EvalSplit(valid.name, valid.users[rows], valid.histories.take(rows), valid.targets[rows],
                          valid.num_items, valid.item_stats, valid.catalog)
 
     def batches(self) -> Iterator[torch.Tensor]:
-        """Shuffled index-slice batches, trimmed to the longest sequence in each batch."""
+        """Shuffled index-slice batches (this rank's share), trimmed to the longest sequence of the global batch."""
         n, size = len(self.lengths), self.config.batch_size
         if self.config.length_buckets:
             jitter = 1.0 + 0.25 * self.rng.random(n)  # mixes users within ±25% of each other's length
@@ -94,37 +154,42 @@ class Trainer:
         else:
             order = self.rng.permutation(n)
             chunks = [order[i : i + size] for i in range(0, n, size)]
+        if self.dist.active:  # a final batch smaller than the world would leave a rank without rows
+            chunks = [rows for rows in chunks if len(rows) >= self.dist.world]
         for rows in chunks:
             width = max(int(self.lengths[rows].max()), 2)
-            yield self.sequences[torch.from_numpy(rows).to(self.device)][:, -width:]
+            mine = self.dist.shard(rows)
+            yield self.sequences[torch.from_numpy(mine).to(self.device)][:, -width:]
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
-        cfg = self.model.config
-        if cfg.objective == "cloze":
-            return cloze_loss(self.model, batch, cfg.mask_prob, self.generator)  # type: ignore[attr-defined]
-        return next_item_loss(self.model, batch, last_only=getattr(cfg, "loss_positions", "all") == "last")
+        """Mean loss of one batch (single process)."""
+        return LossSum(*self.objective(batch)).mean
 
     def train_epoch(self, progress: Progress | None = None) -> float:
+        """One pass over the training users; returns the mean loss per predicted position."""
         self.model.train()
         total = torch.zeros((), device=self.device)
-        steps = 0
+        count = torch.zeros((), dtype=torch.long, device=self.device)
         n_batches = -(-len(self.lengths) // self.config.batch_size)
         task = progress.add_task("  batches", total=n_batches, status="") if progress else None
         for batch in self.batches():
             with self._autocast():
-                loss = self.loss(batch)
+                step_total, step_count = self.objective(batch)
+            # DDP averages gradients over ranks, so scale by world / global count to get the global mean
+            global_count = self.dist.sum(step_count).clamp(min=1)
+            loss = step_total * self.dist.world / global_count
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.optimizer.step()
-            total += loss.detach()
-            steps += 1
+            total += step_total.detach().float()
+            count += step_count
             if progress is not None and task is not None:
                 progress.advance(task)
         if progress is not None and task is not None:
             progress.remove_task(task)
-        return (total / max(steps, 1)).item()
+        return (self.dist.sum(total) / self.dist.sum(count).clamp(min=1)).item()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda" and self.config.bf16:
@@ -133,8 +198,9 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         ec = self.eval_config
-        return evaluate(self.model, self.valid, ks=ec.ks, metrics="accuracy", mask_seen=ec.mask_seen,
-                        chunk_size=ec.chunk_size)
+        metrics = evaluate(self.model, self.valid, ks=ec.ks, metrics="accuracy", mask_seen=ec.mask_seen,
+                           chunk_size=ec.chunk_size)
+        return self.dist.weighted_mean(metrics, len(self.valid), self.device)
 
     def fit(self) -> TrainResult:
         cfg = self.config
@@ -167,7 +233,8 @@ class Trainer:
                                                f"[{record['elapsed_seconds']:.0f} s]")
                 if cfg.patience and stale >= cfg.patience:
                     break
-                if cfg.time_budget and record["elapsed_seconds"] >= cfg.time_budget:
+                over_budget = bool(cfg.time_budget) and record["elapsed_seconds"] >= cfg.time_budget
+                if self.dist.any(over_budget, self.device):  # ranks' clocks differ; stop together
                     break
         if best_state is not None:
             self.model.load_state_dict(best_state)
