@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -74,8 +75,7 @@ def save_run(run: Run, path: str | Path) -> Path:
 
     def write(tmp: Path) -> None:
         write_yaml(run.config.to_dict(), tmp / CONFIG)
-        state = {k: v.detach().cpu().contiguous() for k, v in rec.model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"model": run.config.model.name})
+        save_file(cpu_state(rec.model), str(tmp / WEIGHTS), metadata={"model": run.config.model.name})
         (tmp / METRICS).write_text(json.dumps(run.metrics, indent=2))
         (tmp / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in run.history))
         (tmp / ID_MAPS).write_text(json.dumps({"users": rec.user_map.to_dict(), "items": rec.item_map.to_dict()}))
@@ -126,6 +126,28 @@ def _load_weights(model: SequentialEncoder, file: Path, name: str) -> None:
         raise RunError(f"{file} does not match a {name} model with this config (first mismatch: {key}); "
                        "the run directory was written by another model or config")
     model.load_state_dict(state)
+
+
+def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's weights as contiguous CPU tensors, ready for safetensors."""
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def save_derived_run(path: Path, parent: Path, parent_key: str, meta: dict[str, Any], files: tuple[str, str],
+                     module: torch.nn.Module, metrics: dict, history: list[dict]) -> Path:
+    """Write a run derived from a saved parent run (SAE on a base run, tuned run on an SAE run), atomically.
+
+    `meta` goes to files[0] (YAML) with the parent's path relative to `path` under `parent_key`; the module's
+    weights go to files[1]; metrics and history beside them.
+    """
+    relative = os.path.relpath(Path(parent).resolve(), path.resolve())  # e.g. ".." for runs/x/sae-popsteer
+
+    def write(tmp: Path) -> None:
+        write_yaml({parent_key: relative, **meta}, tmp / files[0])
+        save_file(cpu_state(module), str(tmp / files[1]))
+        write_records(tmp, metrics, history)
+
+    return write_atomically(path, write)
 
 
 def write_records(folder: Path, metrics: dict, history: list[dict]) -> None:

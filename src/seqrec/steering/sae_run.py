@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from seqrec.config import from_dict, read_yaml, to_dict, write_yaml
+from seqrec.config import from_dict, read_yaml, to_dict
 from seqrec.errors import ConfigError, RunError
 from seqrec.recommender import Recommender
-from seqrec.runs import Run, load_run, read_records, write_atomically, write_records
+from seqrec.runs import Run, load_run, read_records, save_derived_run
 from seqrec.steering.sae import Intervention, SAEConfig, TopKSAE
 from seqrec.steering.steered import ScoringMode, SteeredEncoder
 
@@ -43,17 +42,9 @@ def save_sae_run(run: SAERun, path: str | Path) -> Path:
     path = Path(path)
     if run.base.path is None:
         raise RunError("save the base run before its SAE (the SAE run points at the base run directory)")
-    base = os.path.relpath(Path(run.base.path).resolve(), path.resolve())  # e.g. ".." for runs/x/sae-popsteer
-
-    def write(tmp: Path) -> None:
-        meta = {"base_run": base, "dim": run.sae.dim, "latents": run.sae.latents,
-                "sae": to_dict(run.config)}
-        write_yaml(meta, tmp / SAE_CONFIG)
-        state = {k: v.detach().cpu().contiguous() for k, v in run.sae.state_dict().items()}
-        save_file(state, str(tmp / SAE_WEIGHTS))
-        write_records(tmp, run.metrics, run.history)
-
-    run.path = write_atomically(path, write)
+    meta = {"dim": run.sae.dim, "latents": run.sae.latents, "sae": to_dict(run.config)}
+    run.path = save_derived_run(path, run.base.path, "base_run", meta, (SAE_CONFIG, SAE_WEIGHTS), run.sae,
+                                run.metrics, run.history)
     return run.path
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from seqrec.config import from_dict, read_yaml, to_dict, write_yaml
+from seqrec.config import from_dict, read_yaml, to_dict
 from seqrec.errors import ConfigError, RunError
 from seqrec.recommender import Recommender
-from seqrec.runs import read_records, write_atomically, write_records
+from seqrec.runs import read_records, save_derived_run
 from seqrec.steering.sae_run import SAERun, load_sae_run
 from seqrec.steering.tuning import LatentController, TuneConfig, TunedEncoder
 
@@ -45,16 +44,9 @@ def save_tuned_run(run: TunedRun, path: str | Path) -> Path:
     path = Path(path)
     if run.sae_run.path is None:
         raise RunError("save the SAE run before tuning on it (the tuned run points at the SAE run directory)")
-    sae = os.path.relpath(Path(run.sae_run.path).resolve(), path.resolve())
-
-    def write(tmp: Path) -> None:
-        meta = {"sae_run": sae, "latents": run.controller.latents.tolist(), "tune": to_dict(run.config)}
-        write_yaml(meta, tmp / TUNE_CONFIG)
-        state = {k: v.detach().cpu().contiguous() for k, v in run.controller.state_dict().items()}
-        save_file(state, str(tmp / TUNE_WEIGHTS))
-        write_records(tmp, run.metrics, run.history)
-
-    run.path = write_atomically(path, write)
+    meta = {"latents": run.controller.latents.tolist(), "tune": to_dict(run.config)}
+    run.path = save_derived_run(path, run.sae_run.path, "sae_run", meta, (TUNE_CONFIG, TUNE_WEIGHTS),
+                                run.controller, run.metrics, run.history)
     return run.path
 
 
