@@ -29,7 +29,7 @@ def test_unknown_nested_key_names_its_full_path() -> None:
 
 
 def test_unknown_section() -> None:
-    with pytest.raises(ConfigError, match="unknown config section 'trian'; valid sections: data, eval, model"):
+    with pytest.raises(ConfigError, match="unknown config section 'trian'; valid sections: data, distill, eval, model"):
         ExperimentConfig.from_dict({"trian": {}})
 
 

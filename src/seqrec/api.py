@@ -8,9 +8,10 @@ import torch
 
 from seqrec.data.config import DataConfig
 from seqrec.data.splits import SplitData
+from seqrec.distill import DistillConfig, ProfileGuide, load_profile_table
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.experiment import ExperimentConfig
-from seqrec.models.base import ModelConfig, build_model
+from seqrec.models.base import ModelConfig, SequentialEncoder, build_model
 from seqrec.recommender import Recommender
 from seqrec.runs import Run, load_run, save_run, unique_run_dir
 from seqrec.training import distributed
@@ -20,20 +21,24 @@ from seqrec.training.trainer import Trainer, seed_everything
 
 def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None = None,
           eval_config: EvalConfig | None = None, data_config: DataConfig | None = None,
-          progress: bool = True) -> Run:
+          progress: bool = True, distill: DistillConfig | None = None) -> Run:
     """Train `model` on `data`, restore the best validation epoch and report valid + test metrics.
 
-    Inside a process group every rank trains its share; only rank 0 computes the final metrics.
+    With `distill.profiles`, the first phase adds the profile-reconstruction loss (the served model is the
+    plain encoder). Inside a process group every rank trains its share; only rank 0 computes the final metrics.
     """
     train = train_config or TrainConfig()
     ec = eval_config or EvalConfig()
+    distill = distill or DistillConfig()
     if train.threads:
         torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     encoder = build_model(model, data.num_items)
-    result = Trainer(encoder, data, train, ec, progress=progress).fit()
+    guide = profile_guide(distill, encoder, data)
+    result = Trainer(encoder, data, train, ec, progress=progress, guide=guide).fit()
     recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog)
-    config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec)
+    config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec,
+                              distill=distill)
     if not distributed.current().is_main:
         return Run(config, recommender, {}, result.history)
     metrics = {
@@ -44,7 +49,18 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
         "train_seconds": round(result.seconds, 2),
         "protocol": protocol(data, model, ec, data_config),
     }
+    if guide is not None:
+        trained = torch.from_numpy(data.train.lengths >= 2)
+        metrics["distill"] = {"train_users": int(trained.sum()), "profile_dim": int(guide.profiles.shape[2]),
+                              "profiled_train_users": int(guide.present.any(dim=1).cpu()[trained].sum())}
     return Run(config, recommender, metrics, result.history)
+
+
+def profile_guide(config: DistillConfig, model: SequentialEncoder, data: SplitData) -> ProfileGuide | None:
+    """The profile head of `config` for `model`, with the profile files aligned to the dataset's users."""
+    if not config.enabled:
+        return None
+    return ProfileGuide(config, model, load_profile_table(config.profiles, data.user_map, config.dim))
 
 
 def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_config: DataConfig | None) -> dict:
@@ -74,7 +90,8 @@ def run_experiment(config: ExperimentConfig, output_dir: str | Path = "runs", pr
     world = distributed.init_from_env(config.train.device)
     try:
         data = load_data(config.data)
-        run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress)
+        run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress,
+                    distill=config.distill)
         if world.is_main:
             target = unique_run_dir(output_dir, config.run_name)
             run.config.name = target.name

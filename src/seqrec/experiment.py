@@ -7,12 +7,13 @@ from typing import Any
 
 from seqrec.config import from_dict, to_dict
 from seqrec.data.config import DataConfig
+from seqrec.distill.config import DistillConfig
 from seqrec.errors import ConfigError, suggest
 from seqrec.models.base import MODEL_REGISTRY, ModelConfig
 from seqrec.models.sasrec import SASRecConfig
 from seqrec.training.config import EvalConfig, TrainConfig
 
-SECTIONS = ("name", "data", "model", "train", "eval")
+SECTIONS = ("name", "data", "model", "train", "eval", "distill")
 
 
 @dataclass
@@ -23,6 +24,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=SASRecConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     name: str = ""  # run name; default "<model>-<data>"
 
     @property
@@ -39,12 +41,14 @@ class ExperimentConfig:
             model=model_config_from_dict(data.get("model") or {}),
             train=from_dict(TrainConfig, data.get("train"), "train."),
             eval=from_dict(EvalConfig, data.get("eval"), "eval."),
+            distill=from_dict(DistillConfig, data.get("distill"), "distill."),
             name=str(data.get("name") or ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.run_name, "data": to_dict(self.data), "model": to_dict(self.model),
-                "train": to_dict(self.train), "eval": to_dict(self.eval)}
+                "train": to_dict(self.train), "eval": to_dict(self.eval),
+                **({"distill": to_dict(self.distill)} if self.distill.enabled else {})}
 
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:

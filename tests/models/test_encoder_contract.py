@@ -106,10 +106,10 @@ def test_eval_mode_is_deterministic_and_batch_independent(model_name: str) -> No
 
 def _one_step(model: SequentialEncoder, data: SplitData) -> tuple[float, dict[str, torch.Tensor]]:
     trainer = Trainer(model, data, tiny_train_config(batch_size=64), progress=False)
-    batch = next(trainer.batches())  # all 60 users in one batch
+    users, batch = next(trainer.batches())  # all 60 users in one batch
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     model.train()
-    loss = trainer.loss(batch)
+    loss = trainer.loss(users, batch)
     trainer.optimizer.zero_grad()
     loss.backward()
     trainer.optimizer.step()

@@ -108,7 +108,7 @@ def test_batches_cover_every_user_once_and_are_trimmed(tiny_data: SplitData, len
     expected = Counter(tuple(tiny_data.train[u][-11:]) for u in range(tiny_data.num_users)
                        if len(tiny_data.train[u]) >= 2)  # max_len + 1 items per training row
     for epoch in range(2):
-        batches = list(trainer.batches())
+        batches = [b for _, b in trainer.batches()]
         seen = Counter(tuple(int(i) for i in row if i) for b in batches for row in b)
         assert seen == expected, f"epoch {epoch}"
         for b in batches:
@@ -120,7 +120,7 @@ def test_batches_cover_every_user_once_and_are_trimmed(tiny_data: SplitData, len
 def test_length_buckets_need_less_padding(tiny_data: SplitData) -> None:
     def cells(length_buckets: bool) -> int:
         trainer = make_trainer(tiny_data, batch_size=8, length_buckets=length_buckets)
-        return sum(b.numel() for _ in range(3) for b in trainer.batches())
+        return sum(b.numel() for _ in range(3) for _, b in trainer.batches())
 
     assert cells(True) < 0.9 * cells(False)
 

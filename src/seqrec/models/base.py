@@ -59,6 +59,14 @@ class SequentialEncoder(nn.Module):
         """Output item vectors, row 0 = padding.  -> [N+1, D]"""
         raise NotImplementedError
 
+    def encode_layers(self, items: torch.Tensor) -> list[torch.Tensor]:
+        """Hidden states of every block (0-based), then `encode`'s output last, from one forward pass.
+
+        Layer -1 is always the tensor that scores items; models without blocks return only that.
+        items [B, L] -> list of [B, L, D]
+        """
+        return [self.encode(items)]
+
     def user_vector(self, items: torch.Tensor) -> torch.Tensor:
         """Representation that scores the next item.  items [B, L] -> [B, D]"""
         return self.encode(items)[:, -1]

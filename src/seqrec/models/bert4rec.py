@@ -49,6 +49,10 @@ class BERT4Rec(SASRec):
     def encode(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
         return self.head(super().encode(items))
 
+    def encode_layers(self, items: torch.Tensor) -> list[torch.Tensor]:  # blocks + 1 x [B, L, D]
+        *blocks, last = super().encode_layers(items)
+        return [*blocks, self.head(last)]
+
     def user_vector(self, items: torch.Tensor) -> torch.Tensor:
         """Append the mask token after the history (dropping the oldest slot).  [B, L] -> [B, D]
 

@@ -94,6 +94,14 @@ class TransformerStack(nn.Module):
             x = layer(x, mask)
         return self.final_norm(x)
 
+    def all_layers(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """Output of every layer, then the stack's output (after the final norm).  -> blocks + 1 x [B, L, D]"""
+        outputs = []
+        for layer in self.layers:
+            x = layer(x, mask)
+            outputs.append(x)
+        return [*outputs, self.final_norm(x)]
+
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """Truncated-normal init for linear and embedding weights, zero biases, unit LayerNorm."""

@@ -68,6 +68,9 @@ class SASRec(SequentialEncoder):
     def encode(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
         return self.stack(self.embed(items), attention_mask(items, causal=self.causal))
 
+    def encode_layers(self, items: torch.Tensor) -> list[torch.Tensor]:  # blocks + 1 x [B, L, D]
+        return self.stack.all_layers(self.embed(items), attention_mask(items, causal=self.causal))
+
     def item_embeddings(self) -> torch.Tensor:  # [N+1, D]
         return self.embed.items.weight[: self.num_items + 1]
 

@@ -6,6 +6,7 @@ divide by the global count and match a single process exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from seqrec.models.base import SequentialEncoder
 
 SoftmaxKind = Literal["full", "chunked", "sampled"]
+Encode = Callable[[torch.Tensor], torch.Tensor]  # items [B, L] -> hidden [B, L, D]
 
 
 @dataclass
@@ -117,13 +119,13 @@ def sampled_softmax_ce(item_probs: torch.Tensor, negatives: int,
 
 
 def next_item_loss(model: SequentialEncoder, batch: torch.Tensor, last_only: bool = False,
-                   softmax: SoftmaxLoss = full_softmax_ce) -> LossSum:
+                   softmax: SoftmaxLoss = full_softmax_ce, encode: Encode | None = None) -> LossSum:
     """Shifted-sequence loss: position t predicts item t+1, at every real position (or the last only).
 
-    batch [B, L+1] left-padded training sequences.
+    batch [B, L+1] left-padded training sequences; `encode` replaces `model.encode` (e.g. to keep other layers).
     """
     inputs, targets = batch[:, :-1], batch[:, 1:]
-    hidden = model.encode(inputs)  # [B, L, D]
+    hidden = (encode or model.encode)(inputs)  # [B, L, D]
     if last_only:
         hidden, inputs, targets = hidden[:, -1:], inputs[:, -1:], targets[:, -1:]
     real = (targets != 0) & (inputs != 0)
@@ -144,9 +146,10 @@ def cloze_mask(items: torch.Tensor, mask_prob: float, generator: torch.Generator
 
 
 def cloze_loss(model: SequentialEncoder, batch: torch.Tensor, mask_prob: float,
-               generator: torch.Generator | None = None, softmax: SoftmaxLoss = full_softmax_ce) -> LossSum:
+               generator: torch.Generator | None = None, softmax: SoftmaxLoss = full_softmax_ce,
+               encode: Encode | None = None) -> LossSum:
     """BERT4Rec masked-item loss: predict each masked item from both sides.  batch [B, L]"""
     masked = cloze_mask(batch, mask_prob, generator)
     inputs = torch.where(masked, torch.full_like(batch, model.mask_token), batch)  # type: ignore[attr-defined]
-    hidden = model.encode(inputs)  # [B, L, D]
+    hidden = (encode or model.encode)(inputs)  # [B, L, D]
     return LossSum(softmax(hidden[masked], batch[masked], model.item_embeddings()), masked.sum())

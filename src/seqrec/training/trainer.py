@@ -13,6 +13,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from seqrec.data.splits import EvalSplit, SplitData
+from seqrec.distill.guide import ProfileGuide, guide_objective
 from seqrec.errors import ConfigError, suggest
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.evaluation.metrics import ACCURACY
@@ -44,23 +45,40 @@ def seed_everything(seed: int) -> None:
 
 
 class Objective(torch.nn.Module):
-    """The model's training loss as a module, so DDP and torch.compile can wrap it.  batch -> (sum, count)"""
+    """The training loss as a module, so DDP and torch.compile can wrap it.
 
-    def __init__(self, model: SequentialEncoder, softmax: SoftmaxLoss, generator: torch.Generator) -> None:
+    (users [B], batch) -> (recommendation sum, positions, guide sum, profiled users); the guide terms are zero
+    without a profile guide.
+    """
+
+    def __init__(self, model: SequentialEncoder, softmax: SoftmaxLoss, generator: torch.Generator,
+                 guide: ProfileGuide | None = None) -> None:
         super().__init__()
         self.model = model
         self.softmax = softmax
         self.generator = generator
+        self.guide = guide
 
-    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, users: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
         cfg = self.model.config
+        kept: list[torch.Tensor] = []  # the guide's layer and the input items, from the same forward pass
+        encode = None
+        if self.guide is not None:
+            def encode(items: torch.Tensor) -> torch.Tensor:
+                layers = self.model.encode_layers(items)
+                kept.extend([layers[self.guide.layer], items])  # type: ignore[union-attr]
+                return layers[-1]
         if cfg.objective == "cloze":
             out = cloze_loss(self.model, batch, cfg.mask_prob, self.generator,  # type: ignore[attr-defined]
-                             softmax=self.softmax)
+                             softmax=self.softmax, encode=encode)
         else:
             last_only = getattr(cfg, "loss_positions", "all") == "last"
-            out = next_item_loss(self.model, batch, last_only=last_only, softmax=self.softmax)
-        return out.total, out.count
+            out = next_item_loss(self.model, batch, last_only=last_only, softmax=self.softmax, encode=encode)
+        if self.guide is None:
+            zero = out.total.new_zeros(())
+            return out.total, out.count, zero, out.count.new_zeros(())
+        hidden, items = kept
+        return out.total, out.count, *self.guide(hidden, items != 0, users)
 
 
 @dataclass
@@ -82,7 +100,7 @@ class Trainer:
 
     def __init__(self, model: SequentialEncoder, data: SplitData, config: TrainConfig,
                  eval_config: EvalConfig | None = None, callbacks: Sequence[EpochCallback] = (),
-                 progress: bool = True) -> None:
+                 progress: bool = True, guide: ProfileGuide | None = None) -> None:
         self.config = config
         self.eval_config = eval_config or EvalConfig()
         monitors = [f"{name}@{k}" for k in self.eval_config.ks for name in ACCURACY]
@@ -97,11 +115,13 @@ class Trainer:
         self.show_progress = progress and self.dist.is_main
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.sequences, self.lengths = self._training_tensor()
+        self.users, self.sequences, self.lengths = self._training_tensor()
         self.valid = self._validation_split()
+        self.guide = guide.to(self.device) if guide is not None else None
+        self.softmax = self._softmax()
+        self.objective = self._objective(self.guide)
         opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.objective = self._objective()
+        self.optimizer = opt(self.objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     def _softmax(self) -> SoftmaxLoss:
         cfg = self.config
@@ -114,22 +134,26 @@ class Trainer:
             return sampled_softmax_ce((counts + 1) / (counts + 1).sum(), cfg.negatives, self.generator)
         return full_softmax_ce
 
-    def _objective(self) -> torch.nn.Module:
-        if self.config.compile:  # the encoder only: the loss selects positions, so its shapes depend on data
+    def _objective(self, guide: ProfileGuide | None) -> torch.nn.Module:
+        if self.config.compile and not hasattr(self.model.encode, "_torchdynamo_orig_callable"):
+            # the encoder only: the loss selects positions, so its shapes depend on data
             self.model.encode = torch.compile(self.model.encode, dynamic=True)  # type: ignore[method-assign]
-        objective: torch.nn.Module = Objective(self.model, self._softmax(), self.generator)
+        objective: torch.nn.Module = Objective(self.model, self.softmax, self.generator, guide)
         if self.dist.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
             objective = torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids)
         return objective
 
-    def _training_tensor(self) -> tuple[torch.Tensor, np.ndarray]:
-        """Left-padded training sequences, kept on the device.  -> [U', L(+1)], lengths [U']"""
+    def _training_tensor(self) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Users with >= 2 training items and their left-padded sequences, kept on the device.
+
+        -> users [U'], sequences [U', L(+1)], lengths [U']
+        """
         width = self.model.max_len + (1 if self.model.config.objective == "next_item" else 0)
         train = self.data.train
-        usable = np.flatnonzero(train.lengths >= 2)
-        padded = train.take(usable).padded(width)
-        return torch.from_numpy(padded).to(self.device), np.minimum(train.lengths[usable], width)
+        usable = np.flatnonzero(train.lengths >= 2)  # train rows are internal user ids
+        padded = torch.from_numpy(train.take(usable).padded(width)).to(self.device)
+        return torch.from_numpy(usable).to(self.device), padded, np.minimum(train.lengths[usable], width)
 
     def _validation_split(self) -> EvalSplit:
         """The validation users of this rank: a fixed random subset when asked, sharded across ranks."""
@@ -143,8 +167,11 @@ class Trainer:
         return EvalSplit(valid.name, valid.users[rows], valid.histories.take(rows), valid.targets[rows],
                          valid.num_items, valid.item_stats, valid.catalog)
 
-    def batches(self) -> Iterator[torch.Tensor]:
-        """Shuffled index-slice batches (this rank's share), trimmed to the longest sequence of the global batch."""
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled index-slice batches (this rank's share), trimmed to the longest sequence of the global batch.
+
+        -> (users [B], sequences [B, W])
+        """
         n, size = len(self.lengths), self.config.batch_size
         if self.config.length_buckets:
             jitter = 1.0 + 0.25 * self.rng.random(n)  # mixes users within ±25% of each other's length
@@ -158,30 +185,37 @@ class Trainer:
             chunks = [rows for rows in chunks if len(rows) >= self.dist.world]
         for rows in chunks:
             width = max(int(self.lengths[rows].max()), 2)
-            mine = self.dist.shard(rows)
-            yield self.sequences[torch.from_numpy(mine).to(self.device)][:, -width:]
+            mine = torch.from_numpy(self.dist.shard(rows)).to(self.device)
+            yield self.users[mine], self.sequences[mine][:, -width:]
 
-    def loss(self, batch: torch.Tensor) -> torch.Tensor:
-        """Mean loss of one batch (single process)."""
-        return LossSum(*self.objective(batch)).mean
+    def loss(self, users: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """Mean recommendation loss of one batch (single process)."""
+        return LossSum(*self.objective(users, batch)[:2]).mean
 
-    def train_epoch(self, progress: Progress | None = None) -> float:
-        """One pass over the training users; returns the mean loss per predicted position."""
+    def train_epoch(self, progress: Progress | None = None) -> dict[str, float]:
+        """One pass over the training users: mean loss per predicted position (and the guide's mean, if on)."""
         self.model.train()
         total = torch.zeros((), device=self.device)
         count = torch.zeros((), dtype=torch.long, device=self.device)
+        guide_sum, guide_batches = torch.zeros((), device=self.device), 0
         n_batches = -(-len(self.lengths) // self.config.batch_size)
         task = progress.add_task("  batches", total=n_batches, status="") if progress else None
-        for batch in self.batches():
+        for users, batch in self.batches():
             with self._autocast():
-                step_total, step_count = self.objective(batch)
-            # DDP averages gradients over ranks, so scale by world / global count to get the global mean
-            global_count = self.dist.sum(step_count).clamp(min=1)
-            loss = step_total * self.dist.world / global_count
+                step_total, step_count, guide_total, guide_count = self.objective(users, batch)
+            if self.distilling:
+                sums = self.dist.sum(torch.stack([step_total.detach().float(), step_count.float(),
+                                                  guide_total.detach().float(), guide_count.float()]))
+                loss, guide_value = guide_objective(step_total, guide_total, sums, self.dist.world,
+                                                    self.guide.config)  # type: ignore[union-attr]
+                guide_sum += guide_value.detach()
+                guide_batches += 1
+            else:  # DDP averages gradients over ranks, so scale by world / global count to get the global mean
+                loss = step_total * self.dist.world / self.dist.sum(step_count).clamp(min=1)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.config.grad_clip)
             self.optimizer.step()
             total += step_total.detach().float()
             count += step_count
@@ -189,7 +223,19 @@ class Trainer:
                 progress.advance(task)
         if progress is not None and task is not None:
             progress.remove_task(task)
-        return (self.dist.sum(total) / self.dist.sum(count).clamp(min=1)).item()
+        out = {"train_loss": (self.dist.sum(total) / self.dist.sum(count).clamp(min=1)).item()}
+        if guide_batches:
+            out["guide_loss"] = (guide_sum / guide_batches).item()
+        return out
+
+    @property
+    def distilling(self) -> bool:
+        """Whether the current objective includes the profile guide (the first phase)."""
+        return getattr(self.objective, "module", self.objective).guide is not None  # DDP wraps the module
+
+    def start_fine_tuning(self) -> None:
+        """Second phase: the recommendation loss only (the guide's parameters keep their optimiser slots)."""
+        self.objective = self._objective(None)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda" and self.config.bf16:
@@ -210,8 +256,11 @@ class Trainer:
         with self._progress() as progress:
             epochs = progress.add_task("training", total=cfg.epochs, status="") if progress else None
             for epoch in range(1, cfg.epochs + 1):
+                if self.distilling and epoch >= self.guide.config.fine_tune_epoch:  # type: ignore[union-attr]
+                    self.start_fine_tuning()
+                    best_score, stale = -1.0, 0  # keep the best fine-tuned epoch, as the original keeps the last
                 t0 = time.perf_counter()
-                record: dict[str, float] = {"epoch": epoch, "train_loss": self.train_epoch(progress)}
+                record: dict[str, float] = {"epoch": epoch, **self.train_epoch(progress)}
                 record["train_seconds"] = time.perf_counter() - t0
                 if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                     record |= {f"valid_{k}": v for k, v in self.validate().items()}
@@ -231,7 +280,7 @@ class Trainer:
                     if not progress.console.is_terminal:  # logs get one line per epoch
                         progress.console.print(f"epoch {epoch}: {_status(record, best_score, cfg.monitor)} "
                                                f"[{record['elapsed_seconds']:.0f} s]")
-                if cfg.patience and stale >= cfg.patience:
+                if cfg.patience and stale >= cfg.patience and not self.distilling:
                     break
                 over_budget = bool(cfg.time_budget) and record["elapsed_seconds"] >= cfg.time_budget
                 if self.dist.any(over_budget, self.device):  # ranks' clocks differ; stop together

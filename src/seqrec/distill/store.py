@@ -1,0 +1,97 @@
+"""Profile embeddings: the `{user_id: [floats]}` JSON files, aligned to a dataset's internal user ids."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqrec.data.idmap import IdMap
+from seqrec.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProfileTable:
+    """K profile vectors per internal user; `present` marks the ones a file provided (missing rows are zero)."""
+
+    vectors: np.ndarray  # [U, K, D] float32
+    present: np.ndarray  # [U, K] bool
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[2]
+
+    @property
+    def has_profile(self) -> np.ndarray:  # [U] bool: at least one profile
+        return self.present.any(axis=1)
+
+
+def read_profile_json(path: str | Path) -> dict[str, np.ndarray]:
+    """A `{user_id: [floats]}` file (the original format) as float32 vectors of one length."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"profile file not found: {path} (write one with `seqrec profiles embed`)")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict) or not raw:
+        raise DataError(f"{path}: expected a non-empty JSON object {{user_id: [floats, ...]}}")
+    out, dim = {}, None
+    for user, vector in raw.items():
+        if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
+            raise DataError(f"{path}: user {user!r} must map to a list of numbers")
+        dim = len(vector) if dim is None else dim
+        if len(vector) != dim or dim == 0:
+            raise DataError(f"{path}: user {user!r} has {len(vector)} values, the first user has {dim}")
+        out[str(user)] = np.asarray(vector, dtype=np.float32)
+    return out
+
+
+def write_profile_json(path: str | Path, vectors: Mapping[str, Sequence[float] | np.ndarray],
+                       overwrite: bool = False) -> Path:
+    """Write `{user_id: [floats]}` atomically; an existing file is kept unless `overwrite`."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DataError(f"{path} already exists; choose another path or overwrite it explicitly (--force)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {str(u): [round(float(x), 7) for x in np.asarray(v).ravel()] for u, v in vectors.items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f)
+    os.replace(tmp, path)
+    return path
+
+
+def load_profile_table(paths: Sequence[str | Path], user_map: IdMap, dim: int = 0) -> ProfileTable:
+    """Align K profile files to internal users.  Unknown user ids are skipped with a warning."""
+    if not paths:
+        raise DataError("no profile files given (distill.profiles)")
+    files = [read_profile_json(p) for p in paths]
+    dims = {len(next(iter(f.values()))) for f in files}
+    if len(dims) > 1 or (dim and dims != {dim}):
+        want = f"distill.dim = {dim}" if dim else "one dimension for every file"
+        shown = ", ".join(f"{p}: {len(next(iter(f.values())))}" for p, f in zip(paths, files, strict=True))
+        raise DataError(f"profile dimensions do not match ({shown}); expected {want}")
+    vectors = np.zeros((len(user_map), len(files), dims.pop()), dtype=np.float32)
+    present = np.zeros((len(user_map), len(files)), dtype=bool)
+    for k, (path, profiles) in enumerate(zip(paths, files, strict=True)):
+        internal = user_map.lookup(np.array(list(profiles), dtype=object))
+        known = internal >= 0
+        if not known.all():
+            log.warning("%s: skipping %d of %d profiles whose user ids are not in the dataset", path,
+                        int((~known).sum()), len(internal))
+        if not known.any():
+            raise DataError(f"{path}: none of its {len(internal)} user ids is in the dataset; is it the right file?")
+        rows = np.stack([v for v, ok in zip(profiles.values(), known, strict=True) if ok])
+        vectors[internal[known], k] = rows
+        present[internal[known], k] = True
+    return ProfileTable(vectors, present)
