@@ -23,7 +23,14 @@ from seqrec.data.readers import (
     read_s3rec,
     read_sasrec,
 )
-from seqrec.data.splits import SplitData, kcore, leave_one_out, predefined_split, temporal_split
+from seqrec.data.splits import (
+    SplitData,
+    kcore,
+    leave_one_out,
+    predefined_split,
+    temporal_split,
+    temporal_users_split,
+)
 from seqrec.errors import DataError, suggest
 
 if TYPE_CHECKING:
@@ -154,6 +161,8 @@ def load(cfg: DataConfig) -> SplitData:
         inter, catalog = kcore(inter, cfg.min_user_interactions, cfg.min_item_interactions, catalog)
     if cfg.split == "temporal":
         return temporal_split(inter, catalog, cfg.name, cfg.valid_share, cfg.test_share, **shares)
+    if cfg.split == "temporal_users":
+        return temporal_users_split(inter, catalog, cfg.name, cfg.valid_share, cfg.test_share, **shares)
     return leave_one_out(inter, catalog, cfg.name, **shares)
 
 

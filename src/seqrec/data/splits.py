@@ -158,6 +158,49 @@ def temporal_split(
     return SplitData(name, train, valid, test, interactions.user_map, interactions.item_map, catalog, stats, seqs)
 
 
+def temporal_users_split(
+    interactions: Interactions,
+    catalog: ItemCatalog,
+    name: str = "data",
+    valid_share: float = 0.1,
+    test_share: float = 0.2,
+    head_share: float = 0.2,
+    tail_share: float = 0.8,
+    seed: int = 0,
+) -> SplitData:
+    """Global temporal split with user-disjoint validation ("Does it look sequential?", Klenitskiy et al.).
+
+    Boundary t* = the `1 - test_share` quantile of all timestamps. Test: every user with an interaction after
+    t* and at least 2 in all; the target is the user's last item, predicted from everything before it. Training:
+    the interactions up to t* of the other users minus a random `valid_share` of them (fixed `seed`), which
+    become validation users: their last item up to t* predicted from the rest.
+    """
+    if interactions.timestamps is None:
+        raise DataError(f"{name}: the temporal split needs timestamps; this dataset has none (use split: loo)")
+    ts, users = interactions.timestamps, interactions.users
+    boundary = np.quantile(ts, 1.0 - test_share)
+    before = _masked(interactions, ts <= boundary)  # per-user items up to t*
+    seqs = interactions.sequences()
+    last_ts = np.full(interactions.num_users, -np.inf)
+    np.maximum.at(last_ts, users, ts)
+    test_users = np.flatnonzero((last_ts > boundary) & (seqs.lengths >= 2))
+    candidates = np.flatnonzero(before.lengths >= 2)
+    rng = np.random.default_rng(seed)
+    valid_users = np.sort(rng.choice(candidates, int(round(valid_share * len(candidates))), replace=False))
+    train_lengths = before.lengths.copy()
+    train_lengths[valid_users] = 0
+    train = before.truncate(before.lengths - train_lengths)
+    stats = _stats(train, interactions.num_items, head_share, tail_share)
+    common = dict(num_items=interactions.num_items, item_stats=stats, catalog=catalog)
+    valid = EvalSplit("valid", valid_users, before.take(valid_users).truncate(1), before.last(1)[valid_users],
+                      **common)
+    test = EvalSplit("test", test_users, seqs.take(test_users).truncate(1), seqs.last(1)[test_users], **common)
+    if len(test) == 0 or len(valid) == 0:
+        raise DataError(f"{name}: the temporal split left no test or no validation user; change test_share or "
+                        "valid_share")
+    return SplitData(name, train, valid, test, interactions.user_map, interactions.item_map, catalog, stats, seqs)
+
+
 def _first_after(inter: Interactions, start: float, end: float, split: str, common: dict) -> EvalSplit:
     history = _masked(inter, inter.timestamps < start)
     rows = np.flatnonzero((inter.timestamps >= start) & (inter.timestamps < end))
