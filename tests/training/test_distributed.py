@@ -1,4 +1,5 @@
-"""Data-parallel training: `torchrun -m seqrec train` on 2 CPU processes (gloo) equals one process."""
+"""Data-parallel training: `torchrun -m seqrec train` on 2 CPU processes (gloo) equals one process, through both
+phases of profile distillation (epochs 1-2 with the profile guide, epoch 3 without)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from helpers import TINY_SYNTHETIC
+from seqrec.distill import write_profile_json
 from seqrec.training.distributed import Distributed
 
 EXPERIMENT = {
@@ -23,12 +25,17 @@ EXPERIMENT = {
     "model": {"name": "sasrec", "max_len": 10, "hidden": 16, "blocks": 1, "dropout": 0.0},  # no random masks
     "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "patience": 0, "device": "cpu", "threads": 1},
     "eval": {"ks": [5, 10]},
+    "distill": {"profiles": "profiles.json", "fine_tune_epoch": 3, "alpha": 0.5, "balance": True,
+                "pooling": "attention"},
 }
 
 
 def _train(tmp_path: Path, launcher: list[str], out: str) -> Path:
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(EXPERIMENT))
+    rng = np.random.default_rng(0)  # profiles for about two thirds of the users, the same in both runs
+    profiles = {str(u): rng.normal(size=6) for u in range(1, 91) if rng.random() < 0.7}
+    write_profile_json(tmp_path / "profiles.json", profiles, overwrite=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([*launcher, "train", str(config), "--output-dir", out], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=240)
@@ -57,8 +64,10 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
             assert metrics[1][split][key] == pytest.approx(value, abs=1e-4), f"{split} {key}"
     histories = [[json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
                  for run in (single, ddp)]
+    assert ["guide_loss" in h for h in histories[0]] == [True, True, False]
     for a, b in zip(*histories, strict=True):  # train loss and the sharded, reduced validation metrics
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b.get("guide_loss", 0.0) == pytest.approx(a.get("guide_loss", 0.0), rel=1e-4)
         assert b["valid_NDCG@10"] == pytest.approx(a["valid_NDCG@10"], abs=1e-4)
 
 
