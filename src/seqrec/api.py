@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -17,6 +18,8 @@ from seqrec.runs import Run, load_run, save_run, unique_run_dir
 from seqrec.training import distributed
 from seqrec.training.config import EvalConfig, TrainConfig
 from seqrec.training.trainer import Trainer, seed_everything
+
+log = logging.getLogger(__name__)
 
 
 def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None = None,
@@ -60,7 +63,12 @@ def profile_guide(config: DistillConfig, model: SequentialEncoder, data: SplitDa
     """The profile head of `config` for `model`, with the profile files aligned to the dataset's users."""
     if not config.enabled:
         return None
-    return ProfileGuide(config, model, load_profile_table(config.profiles, data.user_map, config.dim))
+    table = load_profile_table(config.profiles, data.user_map, config.dim)
+    trained = data.train.lengths >= 2
+    missing = int((trained & ~table.has_profile).sum())
+    if missing:
+        log.warning("%d of %d training users have no profile; the profile loss skips them", missing, trained.sum())
+    return ProfileGuide(config, model, table)
 
 
 def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_config: DataConfig | None) -> dict:
