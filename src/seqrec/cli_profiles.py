@@ -104,13 +104,15 @@ def profiles_embed(
     model: Annotated[str, typer.Option(help="Sentence-transformers model name or folder.")] = "all-MiniLM-L6-v2",
     reduce: Annotated[str, typer.Option(help="none, pca or umap.")] = "none",
     dim: Annotated[int, typer.Option(help="Dimension after --reduce pca|umap.")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="Truncate texts to this many tokens (0 = the model's own).")] = 0,
     force: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ) -> None:
     """Embed the profile texts of PROFILES (from `seqrec profiles write`) for `distill.profiles`."""
     from seqrec.distill.embed import embed_profiles
 
     with interrupted_says("no embedding file was written"):
-        report = embed_profiles(profiles, out, model=model, reduce=reduce, dim=dim, overwrite=force)
+        report = embed_profiles(profiles, out, model=model, reduce=reduce, dim=dim, overwrite=force,
+                                max_tokens=max_tokens or None)
     for aspect, path in report.paths.items():
         users, size = report.shapes[aspect]
         console.print(f"{aspect}: {users:,} users × {size} -> [bold]{path}[/]")

