@@ -177,12 +177,11 @@ def temporal_users_split(
     """
     if interactions.timestamps is None:
         raise DataError(f"{name}: the temporal split needs timestamps; this dataset has none (use split: loo)")
-    ts, users = interactions.timestamps, interactions.users
+    ts = interactions.timestamps
     boundary = np.quantile(ts, 1.0 - test_share)
     before = _masked(interactions, ts <= boundary)  # per-user items up to t*
     seqs = interactions.sequences()
-    last_ts = np.full(interactions.num_users, -np.inf)
-    np.maximum.at(last_ts, users, ts)
+    last_ts = np.where(seqs.lengths > 0, ts[np.maximum(seqs.offsets[1:] - 1, 0)], -np.inf)  # rows are chronological
     test_users = np.flatnonzero((last_ts > boundary) & (seqs.lengths >= 2))
     candidates = np.flatnonzero(before.lengths >= 2)
     rng = np.random.default_rng(seed)

@@ -119,6 +119,8 @@ class Trainer:
         self.valid = self._validation_split()
         self.guide = guide.to(self.device) if guide is not None else None
         self.softmax = self._softmax()
+        if config.compile:  # `encode` only (not `encode_layers`): the loss selects positions, so shapes vary
+            self.model.encode = torch.compile(self.model.encode, dynamic=True)  # type: ignore[method-assign]
         self.objective = self._objective(self.guide)
         opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(self.objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -135,9 +137,6 @@ class Trainer:
         return full_softmax_ce
 
     def _objective(self, guide: ProfileGuide | None) -> torch.nn.Module:
-        if self.config.compile and not hasattr(self.model.encode, "_torchdynamo_orig_callable"):
-            # the encoder only: the loss selects positions, so its shapes depend on data
-            self.model.encode = torch.compile(self.model.encode, dynamic=True)  # type: ignore[method-assign]
         objective: torch.nn.Module = Objective(self.model, self.softmax, self.generator, guide)
         if self.dist.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
