@@ -119,6 +119,7 @@ def demo(output_dir: Annotated[Path, typer.Option(help="Where the demo runs go."
                  console=console)
 
 
+from seqrec.cli_llm import llm_app  # noqa: E402
 from seqrec.cli_profiles import profiles_app  # noqa: E402
 from seqrec.cli_steer import sae_app, steer  # noqa: E402  (commands in their own modules)
 from seqrec.cli_tune import tune_command  # noqa: E402  (also adds `sae sweep` and `sae choose`)
@@ -127,6 +128,7 @@ app.add_typer(sae_app, name="sae")
 app.command()(steer)
 app.command("tune")(tune_command)
 app.add_typer(profiles_app, name="profiles")
+app.add_typer(llm_app, name="llm")
 
 
 def main() -> None:

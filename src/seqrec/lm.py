@@ -54,3 +54,17 @@ def load_causal_lm(name: str, gguf_file: str | None, device: str | None) -> tupl
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device, dtype=torch.bfloat16) if device.startswith("cuda") else model.to(device)
     return model, tokenizer
+
+
+def load_tokenizer(name: str) -> Any:
+    """Only the tokenizer of a model name, folder or the smollm2 shortcut (no weights are loaded)."""
+    transformers = require_transformers()
+    options = {}
+    if name == SMOLLM2:
+        folder, gguf_file = smollm2_path()
+        name, options = str(folder), {"gguf_file": gguf_file}
+    try:
+        return transformers.AutoTokenizer.from_pretrained(name, **options)
+    except (OSError, ValueError) as exc:
+        raise SeqrecError(f"cannot load the tokenizer of {name!r} ({exc}); give a local folder or a downloaded "
+                          f"model name, or {SMOLLM2}") from None

@@ -11,11 +11,22 @@ from seqrec.lm import load_causal_lm
 
 
 def add_reasoning_tokens(model: Any, tokenizer: Any) -> list[int]:
-    """Make <think> </think> <answer> </answer> single tokens (added when the vocabulary splits them); their ids."""
-    missing = [tag for tag in TAGS if len(tokenizer(tag, add_special_tokens=False)["input_ids"]) != 1]
+    """Make <think> </think> <answer> </answer> single tokens (added when the vocabulary splits them); their ids.
+
+    A new token starts as the mean embedding of the pieces it replaces, so loading the same model twice gives the
+    same weights and the tag starts near what the model read before."""
+    import torch
+
+    pieces = {tag: tokenizer(tag, add_special_tokens=False)["input_ids"] for tag in TAGS}
+    missing = [tag for tag in TAGS if len(pieces[tag]) != 1]
     if missing:
         tokenizer.add_tokens(missing)
-        model.resize_token_embeddings(len(tokenizer))
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        tables = {id(t): t for t in (model.get_input_embeddings(), model.get_output_embeddings()) if t is not None}
+        with torch.no_grad():
+            for table in tables.values():
+                for tag in missing:
+                    table.weight[tokenizer.convert_tokens_to_ids(tag)] = table.weight[pieces[tag]].mean(dim=0)
     return [tokenizer.convert_tokens_to_ids(tag) for tag in TAGS]
 
 

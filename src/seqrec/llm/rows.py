@@ -39,6 +39,7 @@ class RatingData:
     scale: tuple[float, float] = (1.0, 5.0)
     category: str = "movie"  # the word prompts use for an item
     shipped_sketches: dict[str, str] = field(default_factory=dict)  # user -> the dataset's own sketch text
+    long_histories: dict[str, tuple[RatedItem, ...]] = field(default_factory=dict)  # user -> full pre-valid history
 
     def split(self, name: str) -> list[RatingRow]:
         from seqrec.errors import ConfigError

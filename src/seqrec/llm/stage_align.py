@@ -1,0 +1,79 @@
+"""`align`: teacher traces of a grpo run on train rows, its hidden states at <answer> for the correct ones, and a
+LoRA(k, v) student trained to reach them from the answer-only prompt; or, with ce_weight 1, SFT on the rating."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from seqrec.errors import SeqrecError
+from seqrec.llm.align import AlignSettings, Trace
+from seqrec.llm.rows import RatingData, RatingRow
+from seqrec.llm.siren import TRACES, describe, limited, load_stage_model, prompts_for, settings_for, sketch_source
+from seqrec.llm.stage_runs import ADAPTER_DIR, save_stage
+
+
+def align_stage(data: RatingData, base: str, out: Path, settings: AlignSettings, *, sketch: str | None = None,
+                max_history: int | None = None, limit: int | None = None, valid_limit: int = 200,
+                trace_tokens: int = 512, batch_size: int = 8, source: str = "") -> Path:
+    """Train the student from `base` (a grpo run, or any model when `settings.ce_weight == 1`) and write it."""
+    from seqrec.llm.align import align_items, teacher_states, teacher_traces, train_alignment
+    from seqrec.llm.inference import rating_metrics
+
+    model, tokenizer, base_config = load_stage_model(base)
+    sketch = sketch if sketch is not None else base_config.get("sketch", "none")
+    max_history = max_history if max_history is not None else int(base_config.get("max_history", 10))
+    prompt_settings, sketch_for = settings_for(data, max_history), sketch_source(sketch, data)
+
+    def prompts(rows: list[RatingRow], reserve: int) -> dict[str, str]:
+        texts = prompts_for(rows, tokenizer, model, sketch_for, prompt_settings, reserve)
+        return {row.sample_id: text for row, text in zip(rows, texts, strict=True)}
+
+    start = time.perf_counter()
+    rows, valid_rows = limited(data.train, limit, seed=settings.seed), limited(data.valid, valid_limit)
+    train_prompts, valid_prompts = prompts(rows, trace_tokens), prompts(valid_rows, 8)
+    traces: list[Trace] = []
+    teacher = None
+    metrics: dict[str, Any] = {"rows": len(rows), "valid_rows": len(valid_rows)}
+    if settings.ce_weight < 1.0:
+        traces = teacher_traces(model, tokenizer, rows, train_prompts, prompt_settings.scale, trace_tokens,
+                                batch_size)
+        teacher = teacher_states(model, tokenizer, traces, train_prompts)
+        if not teacher:
+            raise SeqrecError(f"none of the {len(traces)} teacher traces reached the exact rating, so there is "
+                              "nothing to align to; trace more rows (--limit), allow longer traces (--trace-tokens) "
+                              "or train the grpo run longer")
+        quality = rating_metrics([t.prediction for t in traces], [r.label for r in rows], prompt_settings.scale)
+        metrics.update({"traced": len(traces), "teacher_correct": len(teacher),
+                        **{f"teacher_{k}": v for k, v in quality.items() if k != "n"}})
+    student, history = train_alignment(model, tokenizer, align_items(rows, train_prompts),
+                                       align_items(valid_rows, valid_prompts), settings, teacher,
+                                       scale=prompt_settings.scale)
+    metrics.update(_summary(history, time.perf_counter() - start))
+    config = {"data": source or data.name, "model": _model_ref(base), "sketch": sketch, "max_history": max_history,
+              "limit": limit, "valid_limit": valid_limit, "trace_tokens": trace_tokens, "align": describe(settings)}
+
+    def files(tmp: Path) -> None:
+        student.save_pretrained(str(tmp / ADAPTER_DIR))
+        with (tmp / TRACES).open("w") as f:
+            for trace in traces:
+                f.write(json.dumps(asdict(trace)) + "\n")
+
+    return save_stage(out, "align", config, metrics, history=history, files=files)
+
+
+def _summary(history: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    checked = [r for r in history if "valid_mae_invalid_as_max" in r]
+    best = min(checked, key=lambda r: (r["valid_mae_invalid_as_max"], r["valid_invalid_rate"])) if checked else {}
+    return {"steps": len(history), "seconds": seconds, "best_step": best.get("step"),
+            "best_valid_mae": best.get("valid_mae"), "best_valid_invalid_rate": best.get("valid_invalid_rate"),
+            "best_valid_mae_invalid_as_max": best.get("valid_mae_invalid_as_max")}
+
+
+def _model_ref(base: str) -> str:
+    """An absolute path for run directories (so the adapter finds its base from anywhere), else the name."""
+    path = Path(base)
+    return str(path.resolve()) if path.exists() else base
