@@ -81,24 +81,38 @@ def grpo(data: Data = "movies-tv", data_dir: DataDir = None, limit_users: LimitU
          prompts_per_step: Annotated[int, typer.Option(help="Prompts per optimizer step.")] = 4,
          beta: Annotated[float, typer.Option(help="KL coefficient to the initial model.")] = 0.001,
          lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-6,
-         steps: Annotated[int, typer.Option(help="Optimizer steps (-1: --epochs over the rows).")] = -1,
+         steps: Annotated[int, typer.Option(help="Optimizer steps (-1: --epochs over the rows; 0: no GRPO, "
+                                                 "e.g. to save a --warmup-rows model).")] = -1,
          epochs: Annotated[float, typer.Option(help="Epochs when --steps is -1.")] = 2.0,
          max_completion: Annotated[int, typer.Option(help="Completion tokens per rollout.")] = 512,
          temperature: Annotated[float, typer.Option(help="Sampling temperature of rollouts.")] = 1.0,
-         seed: Annotated[int, typer.Option(help="Seed (row sample and rollouts).")] = 0) -> None:
-    """Train the LLM to reason in <think>…</think> and answer in <answer>…</answer> with GRPO (TRL)."""
+         seed: Annotated[int, typer.Option(help="Seed (row sample and rollouts).")] = 0,
+         warmup_rows: Annotated[int, typer.Option(help="Format warm-up first: supervised <think>…</think><answer>"
+                                                       "label</answer> on N other train rows (0 = off). Small "
+                                                       "models such as smollm2 need it: they never write the tags, "
+                                                       "so every GRPO reward is equal and GRPO learns nothing.", min=0)]
+         = 0,
+         warmup_epochs: Annotated[float, typer.Option(help="Warm-up epochs over its rows.")] = 1.0,
+         warmup_lr: Annotated[float, typer.Option(help="Warm-up learning rate.")] = 5e-5) -> None:
+    """Train the LLM to reason in <think>…</think> and answer in <answer>…</answer> with GRPO (TRL).
+
+    Small models need a format warm-up first (--warmup-rows 256, say); --steps 0 saves the warm-up alone.
+    """
     from seqrec.llm.grpo import GRPOSettings
     from seqrec.llm.stage_grpo import grpo_stage
+    from seqrec.llm.warmup import WarmupSettings
 
     settings = GRPOSettings(group_size=group_size, prompts_per_step=prompts_per_step, beta=beta, lr=lr,
                             steps=steps, epochs=epochs, max_completion_length=max_completion,
                             temperature=temperature, seed=seed)
+    warmup = WarmupSettings(rows=warmup_rows, epochs=warmup_epochs, lr=warmup_lr, seed=seed) if warmup_rows else None
     rating_data = _data(data, data_dir, limit_users)
     with interruptible():
         path = grpo_stage(rating_data, model, _out(out, "grpo"), settings, sketch=sketch or "none",
-                          max_history=max_history or 10, limit=limit, source=data)
-    _print_metrics(path, ("rows", "steps", "reward_first", "reward_last", "accuracy_reward_last",
-                          "format_reward_last", "seconds", "seconds_per_step"))
+                          max_history=max_history or 10, limit=limit, source=data, warmup=warmup)
+    _print_metrics(path, ("warmup_rows", "warmup_loss_first", "warmup_loss_last", "warmup_seconds", "rows", "steps",
+                          "reward_first", "reward_last", "accuracy_reward_last", "format_reward_last", "seconds",
+                          "seconds_per_step"))
 
 
 @llm_app.command("align")
