@@ -41,7 +41,8 @@ def stages(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     runs += [("eval-zero-shot-ao", ["evaluate", "smollm2", *data, *sketch, *test]),
              ("eval-zero-shot-cot", ["evaluate", "smollm2", *data, *sketch, *cot]),
              ("sft", ["align", "smollm2", "--ce-weight", "1", *data, *sketch, "--limit", str(args.sft_rows),
-                      "--valid-limit", str(args.valid_rows), "--epochs", "1", "--eval-every", "16"]),
+                      "--valid-limit", str(args.valid_rows), "--epochs", "1", "--eval-every", "16", "--lr",
+                      str(args.align_lr)]),
              ("eval-sft-ao", ["evaluate", str(out / "sft"), *data, *test]),
              ("warmup", ["grpo", "--model", "smollm2", *data, *sketch, "--steps", "0", "--warmup-rows",
                          str(args.warmup_rows), "--warmup-lr", str(args.warmup_lr)]),
@@ -53,8 +54,11 @@ def stages(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
              ("eval-grpo-cot", ["evaluate", str(out / "grpo"), *data, *cot]),
              ("siren", ["align", str(out / "grpo"), *data, "--limit", str(args.trace_rows), "--valid-limit",
                         str(args.valid_rows), "--trace-tokens", str(args.max_completion), "--epochs", "3",
-                        "--batch-size", "4", "--eval-every", "8"]),
-             ("eval-siren-ao", ["evaluate", str(out / "siren"), *data, *test])]
+                        "--batch-size", "4", "--eval-every", "8", "--lr", str(args.align_lr)]),
+             ("eval-siren-ao", ["evaluate", str(out / "siren"), *data, *test]),
+             ("latency-siren-ao", ["evaluate", str(out / "siren"), *data, "--limit", "8", "--batch-size", "1"]),
+             ("latency-grpo-cot", ["evaluate", str(out / "grpo"), *data, "--mode", "cot", "--limit", "8",
+                                   "--batch-size", "1", "--max-new-tokens", str(args.max_completion)])]
     return runs
 
 
@@ -87,6 +91,8 @@ ROWS = (  # table row label, run directory
     ("SFT on the rating, answer-only", "eval-sft-ao"), ("format warm-up, CoT", "eval-warmup-cot"),
     ("warm-up + GRPO, answer-only", "eval-grpo-ao"),
     ("warm-up + GRPO, CoT", "eval-grpo-cot"), ("SIREN (GRPO + alignment), answer-only", "eval-siren-ao"),
+    ("SIREN answer-only, batch 1 (latency)", "latency-siren-ao"), ("GRPO CoT, batch 1 (latency)",
+                                                                   "latency-grpo-cot"),
     ("global mean, all test rows", "eval-global-mean-all"), ("user mean, all test rows", "eval-user-mean-all"),
     ("item mean, all test rows", "eval-item-mean-all"),
 )
@@ -133,7 +139,7 @@ def plot(out: Path, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    found = [(label, metrics(out, name)) for label, name in ROWS[:9] if metrics(out, name)]
+    found = [(label, metrics(out, name)) for label, name in ROWS[:12] if metrics(out, name)]
     labels = [label for label, _ in found]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(found) + 1.5), sharey=True)
     left.barh(labels, [m["mae_invalid_as_max"] for _, m in found], color="tab:blue")
@@ -156,9 +162,10 @@ def main() -> None:
     parser.add_argument("--sft-rows", type=int, default=128)
     parser.add_argument("--warmup-rows", type=int, default=48)
     parser.add_argument("--warmup-lr", type=float, default=1e-4)
-    parser.add_argument("--grpo-steps", type=int, default=12)
+    parser.add_argument("--grpo-steps", type=int, default=8)
     parser.add_argument("--grpo-lr", type=float, default=5e-6)
     parser.add_argument("--trace-rows", type=int, default=48)
+    parser.add_argument("--align-lr", type=float, default=5e-4, help="LoRA learning rate of SFT and alignment.")
     parser.add_argument("--max-completion", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", nargs="*", help="Run only these stages (names as in the table).")

@@ -216,12 +216,13 @@ def check_lengths(tokenizer: Any, items: Sequence[AlignItem], max_length: int) -
                           f"> max_length {max_length}; shorten the history (max_history) or raise max_length")
 
 
-def _optimizer(model: Any, settings: AlignSettings) -> tuple[Any, Any]:
-    """AdamW over the LoRA weights and HF's constant-with-warmup schedule (factor step/warmup, then 1)."""
+def _optimizer(model: Any, settings: AlignSettings, total_steps: int) -> tuple[Any, Any]:
+    """AdamW over the LoRA weights and HF's constant-with-warmup schedule (factor step/warmup, then 1). The warm-up
+    is at most a tenth of the run, so a short run is not spent almost entirely below its learning rate."""
     import torch
 
     optimizer = torch.optim.AdamW(list(trainable(model).values()), lr=settings.lr, weight_decay=settings.weight_decay)
-    warmup = settings.warmup_steps
+    warmup = min(settings.warmup_steps, total_steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: step / warmup if step < warmup else 1.0)
     return optimizer, schedule
 
@@ -304,8 +305,8 @@ def train_alignment(model: Any, tokenizer: Any, train_items: Sequence[AlignItem]
     torch.manual_seed(settings.seed)  # the LoRA A initialisation
     peft_model = wrap_lora(model, settings.lora_r, settings.lora_alpha, settings.lora_dropout,
                            settings.target_modules)
-    optimizer, schedule = _optimizer(peft_model, settings)
     batches, history, best = _batches(items, settings), [], None
+    optimizer, schedule = _optimizer(peft_model, settings, len(batches))
     with progress_bar("alignment", len(batches), progress) as advance:
         for step, batch in enumerate(batches, start=1):
             row = {"step": step, **_step(peft_model, tokenizer, batch, teacher, label_ids, optimizer, schedule,
