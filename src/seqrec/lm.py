@@ -68,3 +68,21 @@ def load_tokenizer(name: str) -> Any:
     except (OSError, ValueError) as exc:
         raise SeqrecError(f"cannot load the tokenizer of {name!r} ({exc}); give a local folder or a downloaded "
                           f"model name, or {SMOLLM2}") from None
+
+
+def chat_model(model: Any, tokenizer: Any = None, *, gguf_file: str | None = None, device: str | None = None
+               ) -> tuple[Any, Any]:
+    """(model, tokenizer) ready for batched chat generation: loaded when `model` is a name or folder, checked for a
+    chat template, left-padded, with a pad token."""
+    name = str(model) if isinstance(model, (str, Path)) else type(model).__name__
+    if isinstance(model, (str, Path)):
+        model, tokenizer = load_causal_lm(str(model), gguf_file, device)
+    elif tokenizer is None:
+        raise SeqrecError("pass the tokenizer together with a built model")
+    if not getattr(tokenizer, "chat_template", None):
+        raise SeqrecError(f"model {name!r} has no chat template (tokenizer.chat_template is empty); use an "
+                          "instruction-tuned chat model")
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

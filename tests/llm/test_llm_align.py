@@ -25,21 +25,13 @@ from seqrec.llm.align import (
 )
 from seqrec.llm.inference import predict_answer_only, rating_metrics
 from seqrec.llm.lora import count_trainable, trainable
-from seqrec.llm.model_setup import prepare_lm
 from seqrec.llm.prompts import RatingScale, render
 from seqrec.llm.rows import RatingRow
 
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
-from tiny_chat import tiny_model, tiny_tokenizer  # noqa: E402  (needs transformers)
 
 SCALE = RatingScale(1.0, 5.0)
-
-
-@pytest.fixture
-def lm() -> tuple:
-    tokenizer = tiny_tokenizer()
-    return prepare_lm(tiny_model(tokenizer), tokenizer)
 
 
 def items(tokenizer, n: int, prefix: str = "train") -> list[AlignItem]:

@@ -9,19 +9,11 @@ import torch
 
 from seqrec.errors import SeqrecError
 from seqrec.llm.inference import answer_only_prompt, predict_answer_only, predict_cot, rating_metrics
-from seqrec.llm.model_setup import prepare_lm
 from seqrec.llm.prompts import ANSWER_ONLY_SUFFIX, RatingScale, parse_number, render
 
 pytest.importorskip("transformers")
-from tiny_chat import tiny_model, tiny_tokenizer  # noqa: E402  (needs transformers)
 
 SCALE = RatingScale(1.0, 5.0)
-
-
-@pytest.fixture
-def lm() -> tuple:
-    tokenizer = tiny_tokenizer()
-    return prepare_lm(tiny_model(tokenizer), tokenizer)
 
 
 def chat_prompts(tokenizer, n: int) -> list[str]:

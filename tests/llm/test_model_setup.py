@@ -16,7 +16,7 @@ from tiny_chat import tiny_model, tiny_tokenizer  # noqa: E402
 def test_a_model_without_a_chat_template_is_refused() -> None:
     tokenizer = tiny_tokenizer(chat_template=None)
     with pytest.raises(SeqrecError, match="no chat template"):
-        prepare_lm(tiny_model(tokenizer), tokenizer, name="base-model")
+        prepare_lm(tiny_model(tokenizer), tokenizer)
 
 
 def test_tags_become_single_tokens_starting_at_the_mean_of_their_pieces() -> None:

@@ -8,12 +8,11 @@ import os
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Protocol
 
 from seqrec.distill.prompts import Message
-from seqrec.errors import ConfigError, SeqrecError
-from seqrec.lm import load_causal_lm
+from seqrec.errors import SeqrecError
+from seqrec.lm import chat_model
 
 DEFAULT_CONTEXT = 8192  # when a model does not say (the paper assumed 8192 for Gemma-2)
 RESUME_HINT = "profiles written so far are kept in the output file; rerun the same command to resume"
@@ -39,17 +38,7 @@ class TransformersChat:
 
     def __init__(self, model: Any, tokenizer: Any = None, *, gguf_file: str | None = None, device: str | None = None,
                  context_length: int | None = None, temperature: float = 0.0) -> None:
-        name = str(model) if isinstance(model, (str, Path)) else type(model).__name__
-        if isinstance(model, (str, Path)):
-            model, tokenizer = load_causal_lm(str(model), gguf_file, device)
-        elif tokenizer is None:
-            raise ConfigError("TransformersChat: pass the tokenizer together with a built model")
-        if not getattr(tokenizer, "chat_template", None):
-            raise SeqrecError(f"model {name!r} has no chat template (tokenizer.chat_template is empty); use an "
-                              "instruction-tuned chat model")
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        model, tokenizer = chat_model(model, tokenizer, gguf_file=gguf_file, device=device)
         self.model, self.tokenizer, self.temperature = model.eval(), tokenizer, temperature
         self.context_length = context_length or int(getattr(model.config, "max_position_embeddings", 0)
                                                      or DEFAULT_CONTEXT)

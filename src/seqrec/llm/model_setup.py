@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from seqrec.errors import SeqrecError
 from seqrec.llm.prompts import TAGS, RatingScale
-from seqrec.lm import load_causal_lm
+from seqrec.lm import chat_model
 
 
 def add_reasoning_tokens(model: Any, tokenizer: Any) -> list[int]:
@@ -30,19 +28,9 @@ def add_reasoning_tokens(model: Any, tokenizer: Any) -> list[int]:
     return [tokenizer.convert_tokens_to_ids(tag) for tag in TAGS]
 
 
-def prepare_lm(model: Any, tokenizer: Any = None, *, name: str = "") -> tuple[Any, Any]:
+def prepare_lm(model: Any, tokenizer: Any = None) -> tuple[Any, Any]:
     """Load (name, folder or "smollm2") or take a built model + tokenizer; check the chat template; add the tags."""
-    if isinstance(model, (str, Path)):
-        name = str(model)
-        model, tokenizer = load_causal_lm(name, None, None)
-    elif tokenizer is None:
-        raise SeqrecError("pass the tokenizer together with a built model")
-    if not getattr(tokenizer, "chat_template", None):
-        raise SeqrecError(f"model {name or type(model).__name__!r} has no chat template (tokenizer.chat_template is "
-                          "empty); use an instruction-tuned chat model")
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    model, tokenizer = chat_model(model, tokenizer)
     add_reasoning_tokens(model, tokenizer)
     return model, tokenizer
 
