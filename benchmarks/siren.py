@@ -54,7 +54,7 @@ def stages(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
              ("eval-grpo-cot", ["evaluate", str(out / "grpo"), *data, *cot]),
              ("siren", ["align", str(out / "grpo"), *data, "--limit", str(args.trace_rows), "--valid-limit",
                         str(args.valid_rows), "--trace-tokens", str(args.max_completion), "--epochs", "3",
-                        "--batch-size", "4", "--eval-every", "8", "--lr", str(args.align_lr)]),
+                        "--batch-size", "2", "--eval-every", "5", "--lr", str(args.align_lr)]),
              ("eval-siren-ao", ["evaluate", str(out / "siren"), *data, *test]),
              ("latency-siren-ao", ["evaluate", str(out / "siren"), *data, "--limit", "8", "--batch-size", "1"]),
              ("latency-grpo-cot", ["evaluate", str(out / "grpo"), *data, "--mode", "cot", "--limit", "8",
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--warmup-lr", type=float, default=1e-4)
     parser.add_argument("--grpo-steps", type=int, default=8)
     parser.add_argument("--grpo-lr", type=float, default=5e-6)
-    parser.add_argument("--trace-rows", type=int, default=48)
+    parser.add_argument("--trace-rows", type=int, default=96)
     parser.add_argument("--align-lr", type=float, default=5e-4, help="LoRA learning rate of SFT and alignment.")
     parser.add_argument("--max-completion", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)

@@ -133,6 +133,8 @@ def test_alignment_training_lowers_the_loss(lm: tuple) -> None:
     train = items(tokenizer, 4)
     _, history = train_alignment(model, tokenizer, train, items(tokenizer, 2, "valid"), quick(epochs=6),
                                  random_teacher([i.sample_id for i in train]), progress=False)
+    start, history = history[0], history[1:]  # step 0: the unaligned model, validated only
+    assert start["step"] == 0 and "loss" not in start and "valid_mae_invalid_as_max" in start
     assert len(history) == 12 and [row["step"] for row in history] == list(range(1, 13))
     assert history[-1]["align"] < 0.7 * history[0]["align"]
     assert history[-1]["loss"] == history[-1]["align"]  # ce_weight 0: pure alignment
@@ -145,9 +147,8 @@ def test_the_best_validation_checkpoint_is_restored(lm: tuple) -> None:
     peft_model, history = train_alignment(model, tokenizer, train, valid, quick(epochs=3, eval_every=1, lr=0.1),
                                           random_teacher([i.sample_id for i in train]), progress=False)
     evaluated = [row for row in history if row["valid_mae"] is not None]
-    assert len(evaluated) == len(history) == 6
-    best = min(evaluated, key=lambda row: (math.inf if math.isnan(row["valid_mae"]) else row["valid_mae"],
-                                           row["valid_invalid_rate"]))
+    assert len(evaluated) == len(history) == 7 and history[0]["step"] == 0  # the start is a candidate too
+    best = min(evaluated, key=lambda row: (row["valid_mae_invalid_as_max"], row["valid_invalid_rate"]))
     final = predict_answer_only(peft_model, tokenizer, [i.prompt for i in valid], SCALE, progress=False)
     metrics = rating_metrics(final, [i.label for i in valid], SCALE)
     assert (metrics["mae"], metrics["invalid_rate"]) == (best["valid_mae"], best["valid_invalid_rate"]) or \
@@ -161,7 +162,8 @@ def test_ce_mode_without_teacher_needs_ce_weight_one(lm: tuple) -> None:
         train_alignment(model, tokenizer, train, valid, quick(ce_weight=0.5), None, progress=False)
     _, history = train_alignment(model, tokenizer, train, valid, quick(ce_weight=1.0, epochs=4), None,
                                  progress=False)
-    assert all(row["align"] is None for row in history) and history[-1]["ce"] < history[0]["ce"]
+    trained = history[1:]
+    assert all(row["align"] is None for row in trained) and trained[-1]["ce"] < trained[0]["ce"]
 
 
 def test_ratings_that_are_not_single_tokens_raise(lm: tuple) -> None:

@@ -69,8 +69,8 @@ def test_grpo_run_saves_a_loadable_model(runs: Path) -> None:
 
 def test_sft_run_keeps_the_best_valid_checkpoint(runs: Path) -> None:
     run = read_stage(runs / "sft", "align")
-    assert run.metrics["steps"] == 2 and run.metrics["best_step"] in (1, 2)
-    assert [r["step"] for r in run.history] == [1, 2] and all("valid_invalid_rate" in r for r in run.history)
+    assert run.metrics["steps"] == 2 and run.metrics["best_step"] in (0, 1, 2)  # 0: training did not help
+    assert [r["step"] for r in run.history] == [0, 1, 2] and all("valid_invalid_rate" in r for r in run.history)
     assert (runs / "sft" / "adapter").is_dir()
 
 

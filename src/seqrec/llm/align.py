@@ -292,7 +292,8 @@ def train_alignment(model: Any, tokenizer: Any, train_items: Sequence[AlignItem]
                     scale: RatingScale = DEFAULT_SCALE, progress: bool = True) -> tuple[Any, list[dict[str, Any]]]:
     """LoRA(k, v) on the answer-only student; loss (1 − λ_CE)·L_align(student, teacher) + λ_CE·CE(label token) at
     the <answer> position. teacher=None is the CE/SFT baseline (λ_CE must be 1, all train items used). Validation
-    answer-only MAE every `eval_every` steps and at the end; the best LoRA state is restored. Returns the PEFT
+    answer-only MAE before training (step 0, the unaligned model), every `eval_every` steps and at the end; the
+    best LoRA state is restored, so a run that only hurts validation returns the model it started from. Returns the PEFT
     model (wrapping `model` in place) and one history row per step."""
     import torch
 
@@ -305,19 +306,20 @@ def train_alignment(model: Any, tokenizer: Any, train_items: Sequence[AlignItem]
     torch.manual_seed(settings.seed)  # the LoRA A initialisation
     peft_model = wrap_lora(model, settings.lora_r, settings.lora_alpha, settings.lora_dropout,
                            settings.target_modules)
-    batches, history, best = _batches(items, settings), [], None
+    batches = _batches(items, settings)
     optimizer, schedule = _optimizer(peft_model, settings, len(batches))
+    start = {"step": 0, **_validate(peft_model, tokenizer, valid_items, scale, settings)}  # LoRA B = 0: the base
+    history, best = [start], (_score(start), adapter_state(peft_model))  # alignment must beat not aligning
     with progress_bar("alignment", len(batches), progress) as advance:
         for step, batch in enumerate(batches, start=1):
             row = {"step": step, **_step(peft_model, tokenizer, batch, teacher, label_ids, optimizer, schedule,
                                          settings)}
             if step % settings.eval_every == 0 or step == len(batches):
                 row.update(_validate(peft_model, tokenizer, valid_items, scale, settings))
-                if best is None or _score(row) < best[0]:
+                if _score(row) < best[0]:
                     best = (_score(row), adapter_state(peft_model))
             history.append(row)
-            advance(1, status=f"loss {row['loss']:.4f}" + ("" if best is None else f" best MAE {best[0][0]:.3f}"))
-    if best is not None:
-        load_adapter_state(peft_model, best[1])
+            advance(1, status=f"loss {row['loss']:.4f} best MAE {best[0][0]:.3f}")
+    load_adapter_state(peft_model, best[1])
     peft_model.eval()
     return peft_model, history

@@ -68,7 +68,7 @@ def align_stage(data: RatingData, base: str, out: Path, settings: AlignSettings,
 def _summary(history: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     checked = [r for r in history if "valid_mae_invalid_as_max" in r]
     best = min(checked, key=lambda r: (r["valid_mae_invalid_as_max"], r["valid_invalid_rate"])) if checked else {}
-    return {"steps": len(history), "seconds": seconds, "best_step": best.get("step"),
+    return {"steps": sum(r["step"] > 0 for r in history), "seconds": seconds, "best_step": best.get("step"),
             "best_valid_mae": best.get("valid_mae"), "best_valid_invalid_rate": best.get("valid_invalid_rate"),
             "best_valid_mae_invalid_as_max": best.get("valid_mae_invalid_as_max")}
 
