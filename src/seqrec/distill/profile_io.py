@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqrec.errors import DataError
+from seqrec.jsonl import json_object
 
 FIELDS = ("user", "aspect", "text")
 
@@ -55,12 +56,7 @@ def read_profile_texts(path: str | Path) -> dict[str, dict[str, str]]:
 
 def _parse(line: str, path: Path, number: int) -> ProfileRow:
     where = f"{path}:{number}"
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg}); fix or delete this line and rerun") from None
-    if not isinstance(raw, dict):
-        raise DataError(f"{where}: expected an object with keys {', '.join(FIELDS)}")
+    raw = json_object(line, where, FIELDS)
     for key in FIELDS:
         if not isinstance(raw.get(key), str):
             raise DataError(f"{where}: key {key!r} must be a string (found {type(raw.get(key)).__name__})")

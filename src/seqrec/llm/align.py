@@ -271,7 +271,7 @@ def _validate(model: Any, tokenizer: Any, valid: Sequence[AlignItem], scale: Rat
             "valid_mae_invalid_as_max": metrics["mae_invalid_as_max"]}
 
 
-def _score(row: Mapping[str, Any]) -> tuple[float, float]:
+def checkpoint_score(row: Mapping[str, Any]) -> tuple[float, float]:
     """Checkpoint order: lower valid MAE with invalid outputs counted at the top rating (so a checkpoint cannot win
     by answering rarely), ties → lower invalid rate."""
     mae = row["valid_mae_invalid_as_max"]
@@ -309,15 +309,15 @@ def train_alignment(model: Any, tokenizer: Any, train_items: Sequence[AlignItem]
     batches = _batches(items, settings)
     optimizer, schedule = _optimizer(peft_model, settings, len(batches))
     start = {"step": 0, **_validate(peft_model, tokenizer, valid_items, scale, settings)}  # LoRA B = 0: the base
-    history, best = [start], (_score(start), adapter_state(peft_model))  # alignment must beat not aligning
+    history, best = [start], (checkpoint_score(start), adapter_state(peft_model))  # alignment must beat not aligning
     with progress_bar("alignment", len(batches), progress) as advance:
         for step, batch in enumerate(batches, start=1):
             row = {"step": step, **_step(peft_model, tokenizer, batch, teacher, label_ids, optimizer, schedule,
                                          settings)}
             if step % settings.eval_every == 0 or step == len(batches):
                 row.update(_validate(peft_model, tokenizer, valid_items, scale, settings))
-                if _score(row) < best[0]:
-                    best = (_score(row), adapter_state(peft_model))
+                if checkpoint_score(row) < best[0]:
+                    best = (checkpoint_score(row), adapter_state(peft_model))
             history.append(row)
             advance(1, status=f"loss {row['loss']:.4f} best MAE {best[0][0]:.3f}")
     load_adapter_state(peft_model, best[1])

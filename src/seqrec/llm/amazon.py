@@ -11,12 +11,12 @@ Files (each `.jsonl.gz` or plain `.jsonl`):
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from seqrec.errors import ConfigError, DataError
+from seqrec.jsonl import json_object
 from seqrec.llm.rows import RatedItem, RatingData, RatingRow
 
 SPLITS = ("train", "valid", "test")
@@ -103,12 +103,7 @@ def iter_jsonl(path: Path, keys: tuple[str, ...]) -> Iterator[Line]:
 
 
 def _parse_line(line: str, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg}); fix or delete this line") from None
-    if not isinstance(raw, dict):
-        raise DataError(f"{where}: expected a JSON object with keys {', '.join(keys)}")
+    raw = json_object(line, where, keys)
     for key in keys:
         if key not in raw:
             raise DataError(f"{where}: missing key {key!r} (each line needs {', '.join(keys)})")

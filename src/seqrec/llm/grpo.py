@@ -192,10 +192,10 @@ def grpo_config(settings: GRPOSettings, output_dir: str | Path, progress: bool =
         temperature=settings.temperature, top_p=1.0, top_k=0, beta=settings.beta, epsilon=settings.epsilon,
         loss_type=settings.loss_type, scale_rewards=settings.scale_rewards, num_iterations=1,
         use_bias_correction_kl=False, disable_dropout=True, use_vllm=settings.use_vllm, remove_unused_columns=False,
-        **_checkpointing(trl.GRPOConfig, settings.gradient_checkpointing), **options)
+        **checkpointing_options(trl.GRPOConfig, settings.gradient_checkpointing), **options)
 
 
-def _checkpointing(config_class: Any, enabled: bool) -> dict[str, bool]:
+def checkpointing_options(config_class: Any, enabled: bool) -> dict[str, bool]:
     """transformers ≥ 5.2x renamed gradient_checkpointing to activation_checkpointing (the old name warns)."""
     new = "activation_checkpointing" in getattr(config_class, "__dataclass_fields__", {})
     return {"activation_checkpointing" if new else "gradient_checkpointing": enabled}
@@ -234,7 +234,7 @@ def unflag_dequantized_gguf(model: Any) -> None:
         del model.config.quantization_config
 
 
-def _restore(model: Any, checkpointing: bool) -> Any:
+def restore_after_training(model: Any, checkpointing: bool) -> Any:
     """Undo TRL's training patches on the returned model: the fused-LM-head forward and gradient checkpointing."""
     patched = model.get_base_model() if hasattr(model, "get_base_model") else model
     patched.__dict__.pop("forward", None)
@@ -287,4 +287,4 @@ def train_grpo(model: Any, tokenizer: Any, train: Any, settings: GRPOSettings | 
         trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
     trainer.train()
     trained = trainer.accelerator.unwrap_model(trainer.model)
-    return _restore(trained, settings.gradient_checkpointing), summarize_logs(trainer.state.log_history)
+    return restore_after_training(trained, settings.gradient_checkpointing), summarize_logs(trainer.state.log_history)

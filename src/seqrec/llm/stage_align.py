@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from seqrec.errors import SeqrecError
-from seqrec.llm.align import AlignSettings, Trace
+from seqrec.llm.align import AlignSettings, Trace, checkpoint_score
 from seqrec.llm.rows import RatingData, RatingRow
 from seqrec.llm.siren import TRACES, describe, limited, load_stage_model, prompts_for, settings_for, sketch_source
 from seqrec.llm.stage_runs import ADAPTER_DIR, save_stage
@@ -67,7 +67,7 @@ def align_stage(data: RatingData, base: str, out: Path, settings: AlignSettings,
 
 def _summary(history: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     checked = [r for r in history if "valid_mae_invalid_as_max" in r]
-    best = min(checked, key=lambda r: (r["valid_mae_invalid_as_max"], r["valid_invalid_rate"])) if checked else {}
+    best = min(checked, key=checkpoint_score) if checked else {}
     return {"steps": sum(r["step"] > 0 for r in history), "seconds": seconds, "best_step": best.get("step"),
             "best_valid_mae": best.get("valid_mae"), "best_valid_invalid_rate": best.get("valid_invalid_rate"),
             "best_valid_mae_invalid_as_max": best.get("valid_mae_invalid_as_max")}

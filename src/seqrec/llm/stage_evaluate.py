@@ -58,7 +58,7 @@ def _baseline(data: RatingData, name: str, rows: list) -> list[float | None]:
 
 def _generate(data: RatingData, predictor: str, rows: list, mode: str, sketch: str | None,
               max_history: int | None, batch_size: int, max_new_tokens: int) -> tuple[Any, ...]:
-    from seqrec.llm.inference import answer_only_prompt, predict_answer_only, predict_cot
+    from seqrec.llm.inference import predict_answer_only, predict_cot
 
     model, tokenizer, run_config = load_stage_model(predictor)
     sketch = sketch if sketch is not None else run_config.get("sketch")
@@ -69,8 +69,7 @@ def _generate(data: RatingData, predictor: str, rows: list, mode: str, sketch: s
     prompt_tokens = sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts) / len(prompts)
     start = time.perf_counter()
     if mode == "answer-only":
-        result = predict_answer_only(model, tokenizer, [answer_only_prompt(p) for p in prompts], settings.scale,
-                                     batch_size=batch_size)
+        result = predict_answer_only(model, tokenizer, prompts, settings.scale, batch_size=batch_size)
     else:
         result = predict_cot(model, tokenizer, prompts, settings.scale, max_new_tokens=max_new_tokens,
                              batch_size=batch_size)

@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from seqrec.errors import ConfigError
-from seqrec.llm.grpo import _checkpointing, _restore, drop_double_bos, require_trl, unflag_dequantized_gguf
+from seqrec.llm.grpo import (
+    checkpointing_options,
+    drop_double_bos,
+    require_trl,
+    restore_after_training,
+    unflag_dequantized_gguf,
+)
 from seqrec.llm.prompts import ANSWER, DEFAULT_SCALE, END_ANSWER, END_THINK, THINK, RatingScale
 from seqrec.llm.rows import RatedItem, RatingRow
 
@@ -180,7 +186,7 @@ def warmup_config(settings: WarmupSettings, output_dir: str | Path, progress: bo
         weight_decay=settings.weight_decay, num_train_epochs=settings.epochs, max_steps=-1,
         per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=1,
         max_length=settings.max_length, packing=False, padding_free=False, completion_only_loss=True,
-        **_checkpointing(trl.SFTConfig, settings.gradient_checkpointing))
+        **checkpointing_options(trl.SFTConfig, settings.gradient_checkpointing))
 
 
 def warmup_trainer(model: Any, tokenizer: Any, rows: Sequence[RatingRow], prompts: Sequence[str],
@@ -225,4 +231,4 @@ def train_format_warmup(model: Any, tokenizer: Any, rows: Sequence[RatingRow], p
                                  scale=scale, category=category, max_history=max_history)
         trainer.train()
     trained = trainer.accelerator.unwrap_model(trainer.model)
-    return _restore(trained, settings.gradient_checkpointing), summarize_warmup(trainer.state.log_history)
+    return restore_after_training(trained, settings.gradient_checkpointing), summarize_warmup(trainer.state.log_history)
