@@ -78,7 +78,7 @@ def test_value_checks_in_the_configs_name_the_key() -> None:
 
 
 def test_unknown_model_lists_the_valid_models() -> None:
-    with pytest.raises(ConfigError, match="unknown model 'sasrek'; valid models: bert4rec, gru4rec, sasrec"):
+    with pytest.raises(ConfigError, match="unknown model 'sasrek'; valid models: bert4rec, duorec, gru4rec, sasrec"):
         ExperimentConfig.from_dict({"model": {"name": "sasrek"}})
 
 

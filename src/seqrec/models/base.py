@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +31,38 @@ class ModelConfig:
             raise ConfigError(f"model.hidden must be >= 1, got {self.hidden}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TrainingSet:
+    """The trainer's training tensor, for objectives that look beyond the batch (same-target views, retrieval)."""
+
+    users: torch.Tensor  # [U'] internal user ids, one row each
+    sequences: torch.Tensor  # [U', W] left-padded training sequences on the device (W = max_len + 1)
+    lengths: np.ndarray  # [U'] full training lengths (before truncation to W)
+    generator: torch.Generator  # the trainer's seeded generator (CPU)
+
+    def __post_init__(self) -> None:
+        self._row_of_user = torch.full((int(self.users.max()) + 1,), -1, dtype=torch.long, device=self.users.device)
+        self._row_of_user[self.users] = torch.arange(len(self.users), device=self.users.device)
+
+    def rows_of(self, users: torch.Tensor) -> torch.Tensor:
+        """Rows of the training tensor holding `users`.  users [B] -> rows [B]"""
+        return self._row_of_user[users]
+
+
+class AuxiliaryLoss(nn.Module):
+    """A model-specific term added to the recommendation loss, computed from the same forward pass.
+
+    forward(users [B], inputs [B, L], targets [B, L], hidden [B, L, D]) -> weighted scalar loss. `inputs` are
+    the right-aligned last L columns of the training tensor's input part (its first W-1 columns).
+    """
+
+    name: str = "auxiliary_loss"
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        """Called after each training epoch, before validation; returns values to record in the history."""
+        return {}
 
 
 class SequentialEncoder(nn.Module):
@@ -70,6 +103,14 @@ class SequentialEncoder(nn.Module):
     def user_vector(self, items: torch.Tensor) -> torch.Tensor:
         """Representation that scores the next item.  items [B, L] -> [B, D]"""
         return self.encode(items)[:, -1]
+
+    def auxiliary_loss(self, train: TrainingSet) -> AuxiliaryLoss | None:
+        """The model's extra training term (e.g. DuoRec's contrastive loss); None for a plain next-item model."""
+        return None
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """Optimiser parameter groups: every trainable parameter at `lr` (wrappers may use several rates)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
 
     def score(self, items: torch.Tensor) -> torch.Tensor:
         """Scores of every item; padding gets -inf.  items [B, L] -> [B, N+1]"""

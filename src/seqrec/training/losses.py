@@ -153,3 +153,20 @@ def cloze_loss(model: SequentialEncoder, batch: torch.Tensor, mask_prob: float,
     inputs = torch.where(masked, torch.full_like(batch, model.mask_token), batch)  # type: ignore[attr-defined]
     hidden = (encode or model.encode)(inputs)  # [B, L, D]
     return LossSum(softmax(hidden[masked], batch[masked], model.item_embeddings()), masked.sum())
+
+
+def info_nce(first: torch.Tensor, second: torch.Tensor, temperature: float = 1.0,
+             similarity: Literal["dot", "cos"] = "dot") -> torch.Tensor:
+    """DuoRec's InfoNCE: row i of `first` and row i of `second` are positives, the other 2B-2 rows negatives.
+
+    Similarities of all 2B vectors (dot or cosine) / temperature, self-pairs removed, cross-entropy towards the
+    positive, averaged over the 2B rows.  first, second [B, D] -> scalar
+    """
+    z = torch.cat([first, second])  # [2B, D]
+    if similarity == "cos":
+        z = F.normalize(z, dim=-1)
+    logits = _wide(z @ z.T) / temperature  # [2B, 2B]
+    logits = logits.fill_diagonal_(float("-inf"))
+    b = len(first)
+    positive = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)  # i <-> i + B
+    return F.cross_entropy(logits, positive)

@@ -17,7 +17,7 @@ from seqrec.distill.guide import ProfileGuide, guide_objective
 from seqrec.errors import ConfigError, suggest
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.evaluation.metrics import ACCURACY
-from seqrec.models.base import SequentialEncoder
+from seqrec.models.base import AuxiliaryLoss, SequentialEncoder, TrainingSet
 from seqrec.training import distributed
 from seqrec.training.config import EvalConfig, TrainConfig
 from seqrec.training.losses import (
@@ -47,38 +47,44 @@ def seed_everything(seed: int) -> None:
 class Objective(torch.nn.Module):
     """The training loss as a module, so DDP and torch.compile can wrap it.
 
-    (users [B], batch) -> (recommendation sum, positions, guide sum, profiled users); the guide terms are zero
-    without a profile guide.
+    (users [B], batch) -> (recommendation sum, positions, guide sum, profiled users, auxiliary loss); the guide
+    terms are zero without a profile guide, the auxiliary loss (a weighted mean) zero without a model-specific term.
     """
 
     def __init__(self, model: SequentialEncoder, softmax: SoftmaxLoss, generator: torch.Generator,
-                 guide: ProfileGuide | None = None) -> None:
+                 guide: ProfileGuide | None = None, auxiliary: AuxiliaryLoss | None = None) -> None:
         super().__init__()
         self.model = model
         self.softmax = softmax
         self.generator = generator
         self.guide = guide
+        self.auxiliary = auxiliary
 
     def forward(self, users: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
         cfg = self.model.config
-        kept: list[torch.Tensor] = []  # the guide's layer and the input items, from the same forward pass
-        encode = None
-        if self.guide is not None:
-            def encode(items: torch.Tensor) -> torch.Tensor:
+        kept: dict[str, torch.Tensor] = {}  # tensors of the loss's own forward pass, for the guide and auxiliary
+
+        def encode(items: torch.Tensor) -> torch.Tensor:
+            if self.guide is not None:
                 layers = self.model.encode_layers(items)
-                kept.extend([layers[self.guide.layer], items])  # type: ignore[union-attr]
-                return layers[-1]
+                kept["guide"], hidden = layers[self.guide.layer], layers[-1]
+            else:
+                hidden = self.model.encode(items)
+            kept["hidden"], kept["items"] = hidden, items
+            return hidden
+
         if cfg.objective == "cloze":
             out = cloze_loss(self.model, batch, cfg.mask_prob, self.generator,  # type: ignore[attr-defined]
                              softmax=self.softmax, encode=encode)
         else:
             last_only = getattr(cfg, "loss_positions", "all") == "last"
             out = next_item_loss(self.model, batch, last_only=last_only, softmax=self.softmax, encode=encode)
+        zero = out.total.new_zeros(())
+        auxiliary = (zero if self.auxiliary is None
+                     else self.auxiliary(users, kept["items"], batch[:, 1:], kept["hidden"]))
         if self.guide is None:
-            zero = out.total.new_zeros(())
-            return out.total, out.count, zero, out.count.new_zeros(())
-        hidden, items = kept
-        return out.total, out.count, *self.guide(hidden, items != 0, users)
+            return out.total, out.count, zero, out.count.new_zeros(()), auxiliary
+        return out.total, out.count, *self.guide(kept["guide"], kept["items"] != 0, users), auxiliary
 
 
 @dataclass
@@ -115,15 +121,17 @@ class Trainer:
         self.show_progress = progress and self.dist.is_main
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
+        self.epoch = 0
         self.users, self.sequences, self.lengths = self._training_tensor()
         self.valid = self._validation_split()
         self.guide = guide.to(self.device) if guide is not None else None
+        self.auxiliary = model.auxiliary_loss(self._training_set())
         self.softmax = self._softmax()
         if config.compile:  # `encode` only (not `encode_layers`): the loss selects positions, so shapes vary
             self.model.encode = torch.compile(self.model.encode, dynamic=True)  # type: ignore[method-assign]
         self.objective = self._objective(self.guide)
         opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt(self.objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = opt(self._parameter_groups(), lr=config.lr, weight_decay=config.weight_decay)
 
     def _softmax(self) -> SoftmaxLoss:
         cfg = self.config
@@ -136,8 +144,19 @@ class Trainer:
             return sampled_softmax_ce((counts + 1) / (counts + 1).sum(), cfg.negatives, self.generator)
         return full_softmax_ce
 
+    def _parameter_groups(self) -> list[dict]:
+        """The model's groups (it may train parts at other rates), then the guide's and auxiliary's own."""
+        groups = self.model.parameter_groups(self.config.lr)
+        seen = {id(p) for group in groups for p in group["params"]}
+        rest = [p for p in self.objective.parameters() if p.requires_grad and id(p) not in seen]
+        return groups + ([{"params": rest}] if rest else [])
+
+    def _training_set(self) -> TrainingSet:
+        full = self.data.train.lengths[self.users.cpu().numpy()]
+        return TrainingSet(self.users, self.sequences, full, self.generator)
+
     def _objective(self, guide: ProfileGuide | None) -> torch.nn.Module:
-        objective: torch.nn.Module = Objective(self.model, self.softmax, self.generator, guide)
+        objective: torch.nn.Module = Objective(self.model, self.softmax, self.generator, guide, self.auxiliary)
         if self.dist.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
             objective = torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids)
@@ -189,7 +208,7 @@ class Trainer:
 
     def loss(self, users: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Mean recommendation loss of one batch (single process)."""
-        return LossSum(*self.objective(users, batch)[:2]).mean
+        return LossSum(*self.objective(users, batch)[:2]).mean  # recommendation loss only
 
     def train_epoch(self, progress: Progress | None = None) -> dict[str, float]:
         """One pass over the training users: mean loss per predicted position (and the guide's mean, if on)."""
@@ -197,11 +216,13 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         count = torch.zeros((), dtype=torch.long, device=self.device)
         guide_sum, guide_batches = torch.zeros((), device=self.device), 0
+        auxiliary_sum = torch.zeros((), device=self.device)
+        n_steps = 0
         n_batches = -(-len(self.lengths) // self.config.batch_size)
         task = progress.add_task("  batches", total=n_batches, status="") if progress else None
         for users, batch in self.batches():
             with self._autocast():
-                step_total, step_count, guide_total, guide_count = self.objective(users, batch)
+                step_total, step_count, guide_total, guide_count, auxiliary = self.objective(users, batch)
             if self.distilling:
                 sums = self.dist.sum(torch.stack([step_total.detach().float(), step_count.float(),
                                                   guide_total.detach().float(), guide_count.float()]))
@@ -211,6 +232,9 @@ class Trainer:
                 guide_batches += 1
             else:  # DDP averages gradients over ranks, so scale by world / global count to get the global mean
                 loss = step_total * self.dist.world / self.dist.sum(step_count).clamp(min=1)
+            loss = loss + auxiliary  # a per-rank mean; DDP's average makes it the mean over ranks
+            auxiliary_sum += auxiliary.detach().float()
+            n_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip > 0:
@@ -225,6 +249,9 @@ class Trainer:
         out = {"train_loss": (self.dist.sum(total) / self.dist.sum(count).clamp(min=1)).item()}
         if guide_batches:
             out["guide_loss"] = (guide_sum / guide_batches).item()
+        if self.auxiliary is not None and n_steps:
+            out[self.auxiliary.name] = (self.dist.sum(auxiliary_sum) / (n_steps * self.dist.world)).item()
+            out |= self.auxiliary.end_epoch(self.epoch)
         return out
 
     @property
@@ -255,6 +282,7 @@ class Trainer:
         with self._progress() as progress:
             epochs = progress.add_task("training", total=cfg.epochs, status="") if progress else None
             for epoch in range(1, cfg.epochs + 1):
+                self.epoch = epoch
                 if self.distilling and epoch >= self.guide.config.fine_tune_epoch:  # type: ignore[union-attr]
                     self.start_fine_tuning()
                     best_score, stale = -1.0, 0  # keep the best fine-tuned epoch, as the original keeps the last
