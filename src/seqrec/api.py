@@ -14,6 +14,9 @@ from seqrec.evaluation.evaluate import evaluate
 from seqrec.experiment import ExperimentConfig
 from seqrec.models.base import ModelConfig, SequentialEncoder, build_model
 from seqrec.recommender import Recommender
+from seqrec.retrieval.augmented import RetrievalAugmented
+from seqrec.retrieval.config import RetrievalConfig
+from seqrec.retrieval.setup import from_base_run
 from seqrec.runs import Run, load_run, save_run, unique_run_dir
 from seqrec.training import distributed
 from seqrec.training.config import EvalConfig, TrainConfig
@@ -24,24 +27,32 @@ log = logging.getLogger(__name__)
 
 def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None = None,
           eval_config: EvalConfig | None = None, data_config: DataConfig | None = None,
-          progress: bool = True, distill: DistillConfig | None = None) -> Run:
+          progress: bool = True, distill: DistillConfig | None = None,
+          retrieval: RetrievalConfig | None = None) -> Run:
     """Train `model` on `data`, restore the best validation epoch and report valid + test metrics.
 
     With `distill.profiles`, the first phase adds the profile-reconstruction loss (the served model is the
-    plain encoder). Inside a process group every rank trains its share; only rank 0 computes the final metrics.
+    plain encoder). With `retrieval.base_run`, the base run's encoder is fine-tuned with retrieval augmentation
+    (its model config replaces `model`). Inside a process group every rank trains its share; only rank 0
+    computes the final metrics.
     """
     train = train_config or TrainConfig()
     ec = eval_config or EvalConfig()
     distill = distill or DistillConfig()
+    retrieval = retrieval or RetrievalConfig()
     if train.threads:
         torch.set_num_threads(train.threads)
     seed_everything(train.seed)
-    encoder = build_model(model, data.num_items)
+    if retrieval.enabled:
+        encoder: SequentialEncoder = from_base_run(retrieval, model, data)
+        model = encoder.config
+    else:
+        encoder = build_model(model, data.num_items)
     guide = profile_guide(distill, encoder, data)
     result = Trainer(encoder, data, train, ec, progress=progress, guide=guide).fit()
     recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog)
     config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec,
-                              distill=distill)
+                              distill=distill, retrieval=retrieval)
     if not distributed.current().is_main:
         return Run(config, recommender, {}, result.history)
     metrics = {
@@ -52,11 +63,20 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
         "train_seconds": round(result.seconds, 2),
         "protocol": protocol(data, model, ec, data_config),
     }
+    if retrieval.enabled:
+        metrics["retrieval"] = retrieval_summary(encoder)  # type: ignore[arg-type]
     if guide is not None:
         trained = torch.from_numpy(data.train.lengths >= 2)
         metrics["distill"] = {"train_users": int(trained.sum()), "profile_dim": int(guide.profiles.shape[2]),
                               "profiled_train_users": int(guide.present.any(dim=1).cpu()[trained].sum())}
     return Run(config, recommender, metrics, result.history)
+
+
+def retrieval_summary(model: RetrievalAugmented) -> dict:
+    """Knowledge base size and trainable parameters of a retrieval-augmented run."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"knowledge_base": len(model.knowledge) if model.knowledge is not None else 0,
+            "trainable_parameters": trainable, "base_run": model.retrieval.base_run}
 
 
 def profile_guide(config: DistillConfig, model: SequentialEncoder, data: SplitData) -> ProfileGuide | None:
@@ -99,7 +119,7 @@ def run_experiment(config: ExperimentConfig, output_dir: str | Path = "runs", pr
     try:
         data = load_data(config.data)
         run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress,
-                    distill=config.distill)
+                    distill=config.distill, retrieval=config.retrieval)
         if world.is_main:
             target = unique_run_dir(output_dir, config.run_name)
             run.config.name = target.name

@@ -88,6 +88,16 @@ def evaluate(run_dir: Path, split: Annotated[str, typer.Option(help="valid or te
     print_metrics({split: metrics}, title=str(run_dir))
 
 
+@app.command("rebuild-index")
+def rebuild_index(run_dir: Path) -> None:
+    """Re-index the stored knowledge base of a retrieval run whose FAISS index file is damaged."""
+    from seqrec.runs import load_run
+
+    run = load_run(run_dir, rebuild_index=True)
+    size = len(run.model.knowledge)  # type: ignore[union-attr]
+    console.print(f"{run_dir}: index rebuilt over {size} knowledge-base entries")
+
+
 @app.command()
 def recommend(run_dir: Path, user: Annotated[list[str], typer.Option(help="External user id (repeatable).")],
               k: Annotated[int, typer.Option(help="List length.")] = 10,

@@ -11,9 +11,10 @@ from seqrec.distill.config import DistillConfig
 from seqrec.errors import ConfigError, suggest
 from seqrec.models.base import MODEL_REGISTRY, ModelConfig
 from seqrec.models.sasrec import SASRecConfig
+from seqrec.retrieval.config import RetrievalConfig
 from seqrec.training.config import EvalConfig, TrainConfig
 
-SECTIONS = ("name", "data", "model", "train", "eval", "distill")
+SECTIONS = ("name", "data", "model", "train", "eval", "distill", "retrieval")
 
 
 @dataclass
@@ -25,11 +26,13 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     name: str = ""  # run name; default "<model>-<data>"
 
     @property
     def run_name(self) -> str:
-        return self.name or f"{self.model.name}-{self.data.name}"
+        model = "ftragrec" if self.retrieval.enabled else self.model.name
+        return self.name or f"{model}-{self.data.name}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
@@ -42,13 +45,15 @@ class ExperimentConfig:
             train=from_dict(TrainConfig, data.get("train"), "train."),
             eval=from_dict(EvalConfig, data.get("eval"), "eval."),
             distill=from_dict(DistillConfig, data.get("distill"), "distill."),
+            retrieval=from_dict(RetrievalConfig, data.get("retrieval"), "retrieval."),
             name=str(data.get("name") or ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.run_name, "data": to_dict(self.data), "model": to_dict(self.model),
                 "train": to_dict(self.train), "eval": to_dict(self.eval),
-                **({"distill": to_dict(self.distill)} if self.distill.enabled else {})}
+                **({"distill": to_dict(self.distill)} if self.distill.enabled else {}),
+                **({"retrieval": to_dict(self.retrieval)} if self.retrieval.enabled else {})}
 
 
 def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:

@@ -24,6 +24,7 @@ from seqrec.errors import ConfigError, RunError
 from seqrec.experiment import ExperimentConfig
 from seqrec.models.base import SequentialEncoder, build_model
 from seqrec.recommender import Recommender
+from seqrec.retrieval.augmented import RetrievalAugmented
 
 CONFIG, WEIGHTS, METRICS, HISTORY = "config.yaml", "model.safetensors", "metrics.json", "history.jsonl"
 ID_MAPS, HISTORIES, CATALOG = "id_maps.json", "histories.npz", "catalog.json"
@@ -81,13 +82,18 @@ def save_run(run: Run, path: str | Path) -> Path:
         (tmp / ID_MAPS).write_text(json.dumps({"users": rec.user_map.to_dict(), "items": rec.item_map.to_dict()}))
         np.savez_compressed(tmp / HISTORIES, offsets=rec.histories.offsets, items=rec.histories.items)
         (tmp / CATALOG).write_text(json.dumps(rec.catalog.to_dict()))
+        if isinstance(rec.model, RetrievalAugmented):
+            rec.model.save_extras(tmp)
 
     run.path = write_atomically(Path(path), write)
     return run.path
 
 
-def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """Restore a run directory written by `save_run`; clear errors for missing, foreign or damaged runs."""
+def load_run(path: str | Path, device: str = "cpu", rebuild_index: bool = False) -> Run:
+    """Restore a run directory written by `save_run`; clear errors for missing, foreign or damaged runs.
+
+    `rebuild_index` re-indexes a retrieval run's stored knowledge base when its index file is damaged.
+    """
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"run directory not found: {path}")
@@ -101,8 +107,12 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     maps = json.loads((path / ID_MAPS).read_text())
     user_map, item_map = IdMap.from_dict(maps["users"]), IdMap.from_dict(maps["items"])
     model = build_model(config.model, len(item_map))
+    if config.retrieval.enabled:
+        model = RetrievalAugmented(model, config.retrieval)
     _load_weights(model, path / WEIGHTS, config.model.name)
     model.to(device).eval()
+    if isinstance(model, RetrievalAugmented):
+        model.load_extras(path, rebuild_index=rebuild_index)
     arrays = np.load(path / HISTORIES)
     histories = Sequences(arrays["offsets"], arrays["items"])
     catalog = (ItemCatalog.from_dict(json.loads((path / CATALOG).read_text())) if (path / CATALOG).exists()

@@ -1,0 +1,1 @@
+"""Retrieval augmentation: FAISS knowledge base, retriever, fusion, alignment losses."""

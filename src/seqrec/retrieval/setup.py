@@ -1,0 +1,37 @@
+"""Build a retrieval-augmented model from a saved base run, refusing runs that do not fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqrec.data.splits import SplitData
+from seqrec.errors import RunError
+from seqrec.models.base import ModelConfig
+from seqrec.retrieval.augmented import RetrievalAugmented
+from seqrec.retrieval.config import RetrievalConfig
+
+BASE_MODELS = ("duorec", "sasrec")
+
+
+def from_base_run(config: RetrievalConfig, model: ModelConfig, data: SplitData,
+                  model_given: bool = True) -> RetrievalAugmented:
+    """The base run's trained encoder wrapped with a fresh retriever.
+
+    `model` is the experiment's model section: when given, its name and hidden size must be the base run's.
+    """
+    from seqrec.runs import load_run
+
+    path = Path(config.base_run)
+    base = load_run(path)
+    base_model = base.config.model
+    where = f"retrieval.base_run={path}"
+    if base_model.name not in BASE_MODELS:
+        raise RunError(f"{where} is a {base_model.name} run; retrieval augments {' or '.join(BASE_MODELS)} runs")
+    if model_given and (model.name, model.hidden) != (base_model.name, base_model.hidden):
+        raise RunError(f"{where} is a {base_model.name} run with hidden {base_model.hidden}, but the model section "
+                       f"says {model.name} with hidden {model.hidden}; point base_run at a matching run or fix "
+                       "the model section")
+    if base.recommender.item_map != data.item_map:
+        raise RunError(f"{where} was trained on {base.config.data.name!r} with other item ids than the dataset "
+                       f"{data.name!r}; train the base run on the same data")
+    return RetrievalAugmented(base.model, config)
