@@ -179,3 +179,26 @@ def test_missing_faiss_names_the_extra(tiny_data, base_run: Path, monkeypatch) -
 
 def test_plain_duorec_base_is_a_duorec(base_run: Path) -> None:
     assert isinstance(load_run(base_run).model, DuoRec)
+
+
+def test_knowledge_base_matches_the_restored_weights_after_training(tiny_data, base_run: Path) -> None:  # noqa: ANN001
+    model, trainer = augmented(tiny_data, base_run, refresh_every=0)
+    trainer.config = dataclasses.replace(trainer.config, epochs=2)
+    trainer.fit()
+    keys = model.knowledge.keys.copy()
+    model.build_knowledge(trainer.auxiliary.train_set)  # what the final weights encode
+    np.testing.assert_allclose(model.knowledge.keys, keys, rtol=1e-5, atol=1e-6)
+
+
+def test_matched_values_have_the_norm_of_h(tiny_data, base_run: Path) -> None:  # noqa: ANN001
+    model, _ = augmented(tiny_data, base_run)
+    model.eval()
+    h = model.base.user_vector(histories(tiny_data, model))
+    out = model.augment(h)
+    torch.testing.assert_close(out.found.values.norm(dim=-1), h.norm(dim=-1)[:, None].expand(-1, 3))
+    raw, _ = augmented(tiny_data, base_run, value_norm="raw")
+    raw.eval()
+    values = raw.augment(h).found.values
+    assert values.norm(dim=-1).max() < h.norm(dim=-1).min()  # item vectors are shorter than encoder states
+    torch.testing.assert_close(values, raw.item_embeddings()[torch.from_numpy(
+        raw.knowledge.targets[raw.knowledge.search(raw.retriever(h).detach().numpy(), 3).ids])])

@@ -164,6 +164,9 @@ def test_chunked_softmax_equals_full_softmax_in_value_and_gradients(chunk: int) 
     for mine, want in zip(got, grads, strict=True):
         torch.testing.assert_close(mine, want)
     assert got[1][0].abs().sum() == 0  # the padding row gets no gradient
+    frozen = items.detach()  # a frozen item table: the same hidden gradient, no table gradient computed
+    only_hidden = torch.autograd.grad(chunked_softmax_ce(chunk)(hidden, targets, frozen) * 0.7, hidden)[0]
+    torch.testing.assert_close(only_hidden, grads[0])
 
 
 def test_sampled_softmax_with_logq_by_hand() -> None:

@@ -64,6 +64,9 @@ class AuxiliaryLoss(nn.Module):
         """Called after each training epoch, before validation; returns values to record in the history."""
         return {}
 
+    def end_training(self) -> None:
+        """Called once the best epoch's weights are restored."""
+
 
 class SequentialEncoder(nn.Module):
     """Base class: `encode`, `item_embeddings`, `user_vector`; scores are `user_vector @ item_embeddings.T`."""

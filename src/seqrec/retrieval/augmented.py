@@ -111,6 +111,9 @@ class RetrievalAugmented(SequentialEncoder):
         query = self.retriever(h)  # [P, D]
         found = self.retrieve(query, users, lengths)
         cfg = self.retrieval
+        if cfg.value_norm == "match":  # V_j on the scale of h, so that alpha is the share it really gets
+            scale = h.norm(dim=-1)[:, None, None] / found.values.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+            found.values = found.values * scale  # [P, k, D]
         fused = fuse(h, query if cfg.fusion_query == "retriever" else h, found.keys, found.values, found.mask,
                      alpha=cfg.alpha, temperature=cfg.temperature, similarity=cfg.similarity,
                      quality_threshold=cfg.quality_threshold)

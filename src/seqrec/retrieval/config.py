@@ -14,6 +14,7 @@ CHOICES = {
     "divergence": ("kl", "js"),
     "target": ("sigmoid", "softmax"),
     "unfreeze": ("none", "top", "all"),
+    "value_norm": ("match", "raw"),
 }
 
 
@@ -24,6 +25,8 @@ class RetrievalConfig:
     Loss: CE(h) + enhanced_weight·CE(h_enh) + kl_weight·D(P_ret ‖ P_rec), h_enh = (1-α)·h + α·Σ_j a_j V_j with
     a = softmax(sim(query, S_j)/temperature) over neighbours whose cosine to the query >= quality_threshold.
     `fusion_query: retriever` lets the fusion train the retriever (the original used the raw h: `hidden`).
+    `value_norm: match` rescales each neighbour's item vector V_j to the norm of h before mixing: item embeddings
+    are ~30× shorter than encoder states, so with `raw` (the original) α = 0.15 barely moves any score.
     """
 
     base_run: str = ""  # run directory of the DuoRec/SASRec to augment
@@ -40,6 +43,7 @@ class RetrievalConfig:
     similarity: Literal["cosine", "dot"] = "cosine"
     fusion_query: Literal["retriever", "hidden"] = "retriever"
     alpha: float = 0.15
+    value_norm: Literal["match", "raw"] = "match"  # rescale neighbour item vectors to the norm of h, or keep them
     quality_threshold: float = 0.6  # cosine; <= -1 keeps every neighbour
     enhanced_weight: float = 0.5
     kl_weight: float = 0.03

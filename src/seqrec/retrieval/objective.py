@@ -83,3 +83,7 @@ class RetrievalLoss(AuxiliaryLoss):
             self.model.build_knowledge(self.train_set)
             out["refresh_seconds"] = time.perf_counter() - start
         return out
+
+    def end_training(self) -> None:
+        """Re-encode with the restored best weights, so the saved knowledge base matches the saved retriever."""
+        self.model.build_knowledge(self.train_set)

@@ -72,16 +72,19 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
         hidden, weight, targets, lse = ctx.saved_tensors
-        grad_hidden = torch.empty_like(hidden)
-        grad_weight = torch.zeros(weight.shape, dtype=lse.dtype, device=weight.device)
+        need_hidden, need_weight = ctx.needs_input_grad[:2]  # a frozen item table needs no [N, D] gradient
+        grad_hidden = torch.empty_like(hidden) if need_hidden else None
+        grad_weight = torch.zeros(weight.shape, dtype=lse.dtype, device=weight.device) if need_weight else None
         for start in range(0, len(hidden), ctx.chunk):
             rows = slice(start, start + ctx.chunk)
             probs = _wide(hidden[rows] @ weight.T).sub_(lse[rows, None]).exp_()  # [C, N] softmax
             probs[torch.arange(len(probs), device=probs.device), targets[rows]] -= 1.0
             probs.mul_(grad)
-            grad_hidden[rows] = probs.to(weight.dtype) @ weight
-            grad_weight += probs.T.to(hidden.dtype) @ hidden[rows]
-        return grad_hidden, grad_weight.to(weight.dtype), None, None
+            if grad_hidden is not None:
+                grad_hidden[rows] = probs.to(weight.dtype) @ weight
+            if grad_weight is not None:
+                grad_weight += probs.T.to(hidden.dtype) @ hidden[rows]
+        return grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype), None, None
 
 
 def chunked_softmax_ce(chunk: int) -> SoftmaxLoss:

@@ -314,6 +314,8 @@ class Trainer:
                     break
         if best_state is not None:
             self.model.load_state_dict(best_state)
+        if self.auxiliary is not None:
+            self.auxiliary.end_training()
         result.seconds = time.perf_counter() - start
         return result
 
