@@ -32,6 +32,7 @@ NO_RETRIEVAL = ["retrieval.alpha=0", "retrieval.kl_weight=0", "retrieval.enhance
 PUBLISHED = {  # test R@10 / N@10 from the original repositories' logs (RecBole, unmasked full ranking)
     "beauty": [("DuoRec (checkpoint FTragrec starts from)", 0.0816, 0.0431), ("RaSeRec on DuoRec", 0.0833, 0.0445),
                ("FTragrec (published code)", 0.0809, 0.0430)],
+    "ml-1m-sas": [("DuoRec paper (RecBole ML-1M, N@10 only)", None, 0.168)],
 }
 
 
@@ -122,7 +123,7 @@ def report(groups: dict, datasets: list[str]) -> list[dict]:
             rows.append({"dataset": dataset, "arm": arm, "recall": recall,
                          "values": [m["test"]["HR@10"] for m, _ in runs]})
         for label, r10, n10 in PUBLISHED.get(dataset, []):
-            print(f"| {dataset} | published {label} | | {r10:.4f} | {n10:.4f} | | | |")
+            print(f"| {dataset} | published {label} | | {'–' if r10 is None else f'{r10:.4f}'} | {n10:.4f} | | | |")
     return rows
 
 
@@ -154,6 +155,43 @@ def inference_overhead(out: Path, datasets: list[str], users: int = 1000, repeat
         if len(seconds) == 2:
             print(f"| {dataset} | {seconds[0]:.3f} | {seconds[1]:.3f} | +{seconds[1] - seconds[0]:.3f} s "
                   f"({seconds[1] / seconds[0]:.2f}×) |")
+
+
+def epoch_times(out: Path, datasets: list[str], extra: list[str]) -> None:
+    """One training epoch of DuoRec and of FTragrec (on the seed-0 DuoRec run), back to back in this process."""
+    import torch
+
+    from seqrec.config import apply_overrides, read_yaml
+    from seqrec.data.registry import load as load_data
+    from seqrec.experiment import ExperimentConfig
+    from seqrec.models.base import build_model
+    from seqrec.retrieval.setup import from_base_run
+    from seqrec.training.trainer import Trainer
+
+    torch.set_num_threads(1)
+    print("\n| dataset | DuoRec s / epoch | FTragrec s / epoch | ratio | knowledge-base build s |")
+    print("|---|---|---|---|---|")
+    for dataset in datasets:
+        base = out / run_name("duorec", dataset, 0)
+        if not (base / "metrics.json").is_file():
+            continue
+        seconds = []
+        for arm in ("duorec", "ftragrec"):
+            raw = read_yaml(ROOT / f"configs/{arm}-{dataset}.yaml")
+            sets = ["train.epochs=1", "train.threads=1"] + ([f"retrieval.base_run={base}", *extra]
+                                                             if arm == "ftragrec" else [])
+            config = ExperimentConfig.from_dict(apply_overrides(raw, sets))
+            data = load_data(config.data)
+            torch.manual_seed(0)
+            model = (from_base_run(config.retrieval, config.model, data) if arm == "ftragrec"
+                     else build_model(config.model, data.num_items))
+            start = time.perf_counter()
+            trainer = Trainer(model, data, config.train, config.eval, progress=False)
+            build = time.perf_counter() - start
+            start = time.perf_counter()
+            trainer.train_epoch()
+            seconds.append(time.perf_counter() - start)
+        print(f"| {dataset} | {seconds[0]:.1f} | {seconds[1]:.1f} | {seconds[1] / seconds[0]:.2f}× | {build:.1f} |")
 
 
 def plot(rows: list[dict], datasets: list[str], path: Path) -> None:
@@ -191,6 +229,7 @@ def main() -> None:
     parser.add_argument("--sasrec", type=Path, help="folder with sasrec-DATASET-plain-sSEED runs")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--epoch-time", action="store_true", help="time one epoch of each, back to back")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -199,6 +238,8 @@ def main() -> None:
         run_matrix(datasets, seeds, args.arms.split(","), out, args.jobs, args.set)
     rows = report(collect(out, args.sasrec, datasets, seeds), datasets)
     inference_overhead(out, datasets)
+    if args.epoch_time:
+        epoch_times(out, datasets, args.set)
     if args.plot and rows:
         plot(rows, datasets, args.plot)
 
