@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 
 from seqrec.data.idmap import IdMap
 from seqrec.errors import DataError
+from seqrec.files import write_file_atomically
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,12 @@ def write_profile_json(path: str | Path, vectors: Mapping[str, Sequence[float] |
         raise DataError(f"{path} already exists; choose another path or overwrite it explicitly (--force)")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {str(u): [round(float(x), 7) for x in np.asarray(v).ravel()] for u, v in vectors.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f)
-    os.replace(tmp, path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(payload, f)
+
+    write_file_atomically(path, write)
     return path
 
 

@@ -53,9 +53,11 @@ def fuse(h: torch.Tensor, query: torch.Tensor, keys: torch.Tensor, values: torch
     when it is real and cosine(query, S_j) >= quality_threshold; a threshold <= -1 disables the filter.
     Rows with no kept neighbour return h unchanged; alpha == 0 returns h exactly.
     """
-    quality = _cosine(query, keys).masked_fill(~mask, 0.0)  # [P, k]
+    cosine = _cosine(query, keys)  # [P, k]
+    quality = cosine.masked_fill(~mask, 0.0)
     kept = mask & (quality >= quality_threshold) if quality_threshold > -1 else mask.clone()
-    sim = neighbour_similarity(query, keys, kept, similarity)  # [P, k]
+    sim = (cosine.masked_fill(~kept, float("-inf")) if similarity == "cosine"  # the cosine computed once
+           else neighbour_similarity(query, keys, kept, similarity))
     attention = masked_softmax(sim / temperature, kept)  # [P, k]
     if alpha == 0:
         return Fused(hidden=h, attention=attention, kept=kept, quality=quality)

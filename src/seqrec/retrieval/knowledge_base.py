@@ -4,9 +4,7 @@ leakage rule (a query never sees its own prefix or any later prefix of its own u
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from seqrec.errors import ConfigError, RunError, SeqrecError
+from seqrec.files import write_file_atomically
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +105,6 @@ def _to_device(faiss: ModuleType, index: Any, use_gpu: bool) -> tuple[Any, bool]
         log.warning("use_gpu was requested but faiss sees no GPU (faiss-cpu build?); the knowledge base stays on CPU")
         _warned_no_gpu = True
     return index, False
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call write(tmp_name) on a temp file next to path, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _read_index(faiss: ModuleType, path: Path, n: int, d: int) -> Any:
@@ -231,9 +218,9 @@ class KnowledgeBase:
             with open(tmp, "wb") as f:
                 np.savez(f, keys=self.keys, targets=self.targets, users=self.users, lengths=self.lengths, **meta)
 
-        _atomic_write(folder / NPZ_NAME, write_npz)
+        write_file_atomically(folder / NPZ_NAME, write_npz)
         index = self._cpu_index()
-        _atomic_write(folder / INDEX_NAME, lambda tmp: require_faiss().write_index(index, tmp))
+        write_file_atomically(folder / INDEX_NAME, lambda tmp: require_faiss().write_index(index, tmp))
 
     @classmethod
     def load(cls, folder: Path, *, rebuild: bool = False, use_gpu: bool = False) -> KnowledgeBase:
@@ -260,7 +247,7 @@ class KnowledgeBase:
                 raise RunError(f"{index_path} is corrupted ({e}); {hint}") from None
             log.warning("%s is corrupted (%s); rebuilding it from %s", index_path, e, npz_path)
             index, settings = _build_index(faiss, _normalise(keys), **settings)
-            _atomic_write(index_path, lambda tmp: faiss.write_index(index, tmp))
+            write_file_atomically(index_path, lambda tmp: faiss.write_index(index, tmp))
         if settings["nlist"] and hasattr(index, "nprobe"):
             index.nprobe = settings["nprobe"]
         index, on_gpu = _to_device(faiss, index, use_gpu)

@@ -13,11 +13,10 @@ from seqrec.retrieval.config import RetrievalConfig
 BASE_MODELS = ("duorec", "sasrec")
 
 
-def from_base_run(config: RetrievalConfig, model: ModelConfig, data: SplitData,
-                  model_given: bool = True) -> RetrievalAugmented:
+def from_base_run(config: RetrievalConfig, model: ModelConfig, data: SplitData) -> RetrievalAugmented:
     """The base run's trained encoder wrapped with a fresh retriever.
 
-    `model` is the experiment's model section: when given, its name and hidden size must be the base run's.
+    `model` is the experiment's model section: its name and hidden size must be the base run's.
     """
     from seqrec.runs import load_run
 
@@ -27,7 +26,7 @@ def from_base_run(config: RetrievalConfig, model: ModelConfig, data: SplitData,
     where = f"retrieval.base_run={path}"
     if base_model.name not in BASE_MODELS:
         raise RunError(f"{where} is a {base_model.name} run; retrieval augments {' or '.join(BASE_MODELS)} runs")
-    if model_given and (model.name, model.hidden) != (base_model.name, base_model.hidden):
+    if (model.name, model.hidden) != (base_model.name, base_model.hidden):
         raise RunError(f"{where} is a {base_model.name} run with hidden {base_model.hidden}, but the model section "
                        f"says {model.name} with hidden {model.hidden}; point base_run at a matching run or fix "
                        "the model section")

@@ -121,7 +121,6 @@ class Trainer:
         self.show_progress = progress and self.dist.is_main
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.epoch = 0
         self.users, self.sequences, self.lengths = self._training_tensor()
         self.valid = self._validation_split()
         self.guide = guide.to(self.device) if guide is not None else None
@@ -251,7 +250,6 @@ class Trainer:
             out["guide_loss"] = (guide_sum / guide_batches).item()
         if self.auxiliary is not None and n_steps:
             out[self.auxiliary.name] = (self.dist.sum(auxiliary_sum) / (n_steps * self.dist.world)).item()
-            out |= self.auxiliary.end_epoch(self.epoch)
         return out
 
     @property
@@ -274,6 +272,15 @@ class Trainer:
                            chunk_size=ec.chunk_size)
         return self.dist.weighted_mean(metrics, len(self.valid), self.device)
 
+    def _train_record(self, epoch: int, progress: Progress | None) -> dict[str, float]:
+        """Train one epoch, then the auxiliary's end of epoch (e.g. a knowledge-base refresh), timed together."""
+        t0 = time.perf_counter()
+        record: dict[str, float] = {"epoch": epoch, **self.train_epoch(progress)}
+        if self.auxiliary is not None:
+            record |= self.auxiliary.end_epoch(epoch)
+        record["train_seconds"] = time.perf_counter() - t0
+        return record
+
     def fit(self) -> TrainResult:
         cfg = self.config
         result = TrainResult(self.model)
@@ -282,13 +289,10 @@ class Trainer:
         with self._progress() as progress:
             epochs = progress.add_task("training", total=cfg.epochs, status="") if progress else None
             for epoch in range(1, cfg.epochs + 1):
-                self.epoch = epoch
                 if self.distilling and epoch >= self.guide.config.fine_tune_epoch:  # type: ignore[union-attr]
                     self.start_fine_tuning()
                     best_score, stale = -1.0, 0  # keep the best fine-tuned epoch, as the original keeps the last
-                t0 = time.perf_counter()
-                record: dict[str, float] = {"epoch": epoch, **self.train_epoch(progress)}
-                record["train_seconds"] = time.perf_counter() - t0
+                record = self._train_record(epoch, progress)
                 if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                     record |= {f"valid_{k}": v for k, v in self.validate().items()}
                     score = record[f"valid_{cfg.monitor}"]
