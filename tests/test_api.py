@@ -38,8 +38,8 @@ def test_protocol_says_what_the_numbers_mean(tiny_data: SplitData) -> None:
     run = train(tiny_data, epochs=1)
     assert run.metrics["protocol"] == {
         "dataset": "synthetic", "split": "loo", "users": 60, "items": 40, "valid_users": len(tiny_data.valid),
-        "test_users": len(tiny_data.test), "ranking": "full catalogue", "seen_items_masked": True, "max_len": 30,
-        "processes": 1,
+        "test_users": len(tiny_data.test), "ranking": "full catalogue", "seen_items_masked": True, "ks": [5, 10],
+        "max_len": 30, "processes": 1,
     }
     assert len(tiny_data.test) == 60
 

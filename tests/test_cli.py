@@ -77,12 +77,13 @@ def test_train_never_overwrites(tmp_path: Path) -> None:
 def test_evaluate_prints_the_metrics(trained: Path) -> None:
     result = runner.invoke(cli.app, ["evaluate", str(trained)])
     assert result.exit_code == 0, result.output
-    metrics = evaluate_run(trained)
+    metrics = evaluate_run(trained).metrics
     assert metrics == json.loads((trained / METRICS).read_text())["test"]  # the same numbers as at training
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 2}
-    assert "test" in result.output and "NDCG" in result.output and "coverage" in result.output
-    for k, name in ((5, "HR"), (10, "NDCG"), (10, "MRR"), (10, "coverage")):  # one row per cut-off k
-        assert f"{metrics[f'{name}@{k}']:.4f}" in rows[str(k)]
+    assert "test" in result.output and "seen items masked" in result.output
+    for k, name, label in ((5, "HR", "HR"), (10, "NDCG", "NDCG"), (10, "MRR", "MRR"), (10, "coverage", "coverage"),
+                           (10, "lt_coverage", "LT coverage"), (5, "deep_lt_coverage", "deep-LT coverage")):
+        assert f"{metrics[f'{name}@{k}']:.4f}" in rows[label]  # one row per metric, a column per k
 
 
 def test_recommend_json(trained: Path) -> None:

@@ -23,6 +23,7 @@ from seqrec.runs import (
     METRICS,
     WEIGHTS,
     Run,
+    is_claimed,
     load_run,
     save_run,
     unique_run_dir,
@@ -65,14 +66,24 @@ def test_save_load_gives_identical_scores_and_recommendations(model_name: str, r
 
 
 def test_unique_run_dir_never_reuses_a_path(tmp_path: Path) -> None:
-    assert unique_run_dir(tmp_path, "exp") == tmp_path / "exp"
-    (tmp_path / "exp").mkdir()
+    assert unique_run_dir(tmp_path, "exp") == tmp_path / "exp"  # claimed: created with this process's mark
     (tmp_path / "exp-2").mkdir()
     (tmp_path / "exp-4").mkdir()
     assert unique_run_dir(tmp_path, "exp") == tmp_path / "exp-3"
     (tmp_path / "other").write_text("a file also counts")
     assert unique_run_dir(tmp_path, "other") == tmp_path / "other-2"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp", "exp-2", "exp-4", "other"]  # nothing created
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp", "exp-2", "exp-3", "exp-4", "other", "other-2"]
+    assert is_claimed(tmp_path / "exp") and not is_claimed(tmp_path / "exp-2")
+
+
+def test_a_claimed_folder_is_filled_and_a_failed_write_frees_it(tmp_path: Path) -> None:
+    claimed = unique_run_dir(tmp_path, "exp")
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(claimed, lambda folder: (_ for _ in ()).throw(OSError("disk full")))
+    assert list(tmp_path.iterdir()) == []  # the name is free again
+    claimed = unique_run_dir(tmp_path, "exp")
+    path = write_atomically(claimed, lambda folder: (folder / "a.txt").write_text("ok"))
+    assert path == claimed and sorted(p.name for p in path.iterdir()) == ["a.txt"]
 
 
 def test_write_atomically_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:

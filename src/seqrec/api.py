@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from seqrec.data.config import DataConfig
 from seqrec.data.splits import SplitData
 from seqrec.distill import DistillConfig, ProfileGuide, load_profile_table
+from seqrec.errors import RunError, SeqrecError
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.experiment import ExperimentConfig
 from seqrec.models.base import ModelConfig, SequentialEncoder, build_model
@@ -17,10 +21,12 @@ from seqrec.recommender import Recommender
 from seqrec.retrieval.augmented import RetrievalAugmented
 from seqrec.retrieval.config import RetrievalConfig
 from seqrec.retrieval.setup import from_base_run
-from seqrec.runs import Run, load_run, save_run, unique_run_dir
+from seqrec.runs import Run, load_run
 from seqrec.training import distributed
-from seqrec.training.config import EvalConfig, TrainConfig
-from seqrec.training.trainer import Trainer, seed_everything
+from seqrec.training.checkpoint import Checkpoint
+from seqrec.training.config import EvalConfig, TrainConfig, resolve_device
+from seqrec.training.trainer import EpochCallback, Trainer, seed_everything
+from seqrec.training_runs import finish_run_dir, guarded, resumable_config, start_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +34,14 @@ log = logging.getLogger(__name__)
 def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None = None,
           eval_config: EvalConfig | None = None, data_config: DataConfig | None = None,
           progress: bool = True, distill: DistillConfig | None = None,
-          retrieval: RetrievalConfig | None = None) -> Run:
+          retrieval: RetrievalConfig | None = None, checkpoint: Checkpoint | None = None,
+          callbacks: Sequence[EpochCallback] = ()) -> Run:
     """Train `model` on `data`, restore the best validation epoch and report valid + test metrics.
 
     With `distill.profiles`, the first phase adds the profile-reconstruction loss (the served model is the
     plain encoder). With `retrieval.base_run`, the base run's encoder is fine-tuned with retrieval augmentation
     (its model config replaces `model`). Inside a process group every rank trains its share; only rank 0
-    computes the final metrics.
+    computes the final metrics. With `checkpoint`, training resumes from it when it holds a state and saves to it.
     """
     train = train_config or TrainConfig()
     ec = eval_config or EvalConfig()
@@ -49,8 +56,9 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
     else:
         encoder = build_model(model, data.num_items)
     guide = profile_guide(distill, encoder, data)
-    result = Trainer(encoder, data, train, ec, progress=progress, guide=guide).fit()
-    recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog)
+    result = Trainer(encoder, data, train, ec, callbacks=callbacks, progress=progress, guide=guide).fit(checkpoint)
+    recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog,
+                              mask_seen=ec.mask_seen)
     config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec,
                               distill=distill, retrieval=retrieval)
     if not distributed.current().is_main:
@@ -102,32 +110,60 @@ def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_
         "test_users": len(data.test),
         "ranking": "full catalogue",
         "seen_items_masked": eval_config.mask_seen,
+        "ks": list(eval_config.ks),
         "max_len": model.max_len,
         "processes": distributed.current().world,
     }
 
 
-def run_experiment(config: ExperimentConfig, output_dir: str | Path = "runs", progress: bool = True) -> Run:
+def run_experiment(config: ExperimentConfig, output_dir: str | Path = "runs", progress: bool = True,
+                   callbacks: Sequence[EpochCallback] = ()) -> Run:
     """Load data, train, evaluate and write a new run directory under `output_dir`.
 
-    Under `torchrun` this joins the process group, trains data-parallel, and only rank 0 writes the run
-    (other ranks return a run without `path`).
+    The run folder is claimed (and checked to be writable) before the data is read; training checkpoints into it
+    every `train.checkpoint_every` epochs, so an interrupted run continues with `resume(path)`. Under `torchrun`
+    this joins the process group, trains data-parallel, and only rank 0 writes (other ranks return a run without
+    `path`).
     """
-    from seqrec.data.registry import load as load_data
-
-    world = distributed.init_from_env(config.train.device)
+    resolve_device(config.train.device)  # a device this machine lacks fails before anything else
+    world = distributed.init_from_env(config.train.device, config.train.dist_timeout)
     try:
-        data = load_data(config.data)
-        run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress,
-                    distill=config.distill, retrieval=config.retrieval)
-        if world.is_main:
-            target = unique_run_dir(output_dir, config.run_name)
-            run.config.name = target.name
-            save_run(run, target)
-        world.barrier()
+        run_dir = start_run_dir(config, output_dir) if world.is_main else None
+        return _train_in(config, run_dir, fresh=True, progress=progress, callbacks=callbacks)
     finally:
         if world.active:
             torch.distributed.destroy_process_group()
+
+
+def resume(path: str | Path, progress: bool = True, callbacks: Sequence[EpochCallback] = ()) -> Run:
+    """Continue the unfinished training run at `path` from its last checkpoint, to the result an uninterrupted
+    run with the same config and seed would have reached."""
+    path = Path(path)
+    config = resumable_config(path)
+    resolve_device(config.train.device)
+    world = distributed.init_from_env(config.train.device, config.train.dist_timeout)
+    try:
+        return _train_in(config, path, fresh=False, progress=progress, callbacks=callbacks)
+    finally:
+        if world.active:
+            torch.distributed.destroy_process_group()
+
+
+def _train_in(config: ExperimentConfig, run_dir: Path | None, fresh: bool, progress: bool,
+              callbacks: Sequence[EpochCallback]) -> Run:
+    """Train `config` with checkpoints in `run_dir` (None on ranks that do not write) and finish the run there."""
+    from seqrec.data.registry import load as load_data
+
+    world = distributed.current()
+    checkpoint = Checkpoint(run_dir, config.train.checkpoint_every, writer=world.is_main)
+    with guarded(run_dir if world.is_main else None, fresh):
+        data = load_data(config.data)
+        run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress,
+                    distill=config.distill, retrieval=config.retrieval, checkpoint=checkpoint, callbacks=callbacks)
+        run.config.name = config.name
+        if world.is_main and run_dir is not None:
+            finish_run_dir(run, run_dir, checkpoint)
+        world.barrier()
     return run
 
 
@@ -136,24 +172,38 @@ def load(path: str | Path, device: str = "cpu") -> Run:
     return load_run(path, device=device)
 
 
-def evaluate_run(path: str | Path, split: str = "test", mask_seen: bool = True,
-                 attributes: list[str] | None = None, data_dir: str | None = None) -> dict[str, float]:
-    """Reload a run's dataset and evaluate the run on its valid or test split."""
-    from seqrec.errors import SeqrecError
+@dataclass
+class RunEvaluation:
+    """Metrics of a run on one split, and the protocol they were measured with."""
 
+    metrics: dict[str, float]
+    protocol: dict[str, Any]
+
+
+def evaluate_run(run: Run | str | Path, split: str = "test", mask_seen: bool | None = None,
+                 ks: Sequence[int] | None = None, max_len: int | None = None, attributes: list[str] | None = None,
+                 data_dir: str | None = None) -> RunEvaluation:
+    """Evaluate a run on its dataset's valid or test split with the protocol it recorded (`eval.mask_seen`,
+    `eval.ks`, the model's `max_len`); arguments that are not None override it."""
     if split not in ("valid", "test"):
         raise SeqrecError(f"split must be valid or test, got {split!r}")
-    run = load_run(path)
-    data = run_data(run, data_dir)
+    run = run if isinstance(run, Run) else load_run(run)
     ec = run.config.eval
-    return evaluate(run.recommender, getattr(data, split), ks=ec.ks, attributes=attributes,
-                    mask_seen=mask_seen, chunk_size=ec.chunk_size)
+    chosen = EvalConfig(ks=tuple(ks) if ks else ec.ks, mask_seen=ec.mask_seen if mask_seen is None else mask_seen,
+                        chunk_size=ec.chunk_size)
+    max_len = run.model.max_len if max_len is None else max_len
+    data = run_data(run, data_dir)
+    target = getattr(data, split)
+    metrics = evaluate(run.recommender, target, ks=chosen.ks, attributes=attributes, mask_seen=chosen.mask_seen,
+                       chunk_size=chosen.chunk_size, max_len=max_len)
+    used = {"dataset": data.name, "split": split, "users": len(target), "ranking": "full catalogue",
+            "seen_items_masked": chosen.mask_seen, "ks": list(chosen.ks), "max_len": max_len}
+    return RunEvaluation(metrics, used)
 
 
 def run_data(run: Run, data_dir: str | None = None) -> SplitData:
     """Reload the dataset and split a run was trained on (checking the item ids still match)."""
     from seqrec.data.registry import load as load_data
-    from seqrec.errors import RunError
 
     data_config = run.config.data
     if data_dir:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from seqrec.cli_utils import DataDir, console, interruptible, print_metrics, show_count
+from seqrec.cli_utils import DataDir, console, describe_protocol, interruptible, print_metrics, show_count
 from seqrec.errors import SeqrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -55,44 +55,74 @@ def data_info(name: str, data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def train(config: Path,
+def train(config: Annotated[Path | None, typer.Argument(help="Experiment YAML (not with --resume).")] = None,
           overrides: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value")] = None,
           output_dir: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
+          resume: Annotated[Path | None, typer.Option(help="Continue this unfinished run from its checkpoint.")]
+          = None,
           data_dir: DataDir = None) -> None:
-    """Train the experiment in CONFIG (YAML) and write a new run directory."""
+    """Train the experiment in CONFIG (YAML) and write a new run directory, or continue one with --resume."""
+    from seqrec.api import resume as resume_run
     from seqrec.api import run_experiment
     from seqrec.config import apply_overrides, read_yaml
     from seqrec.experiment import ExperimentConfig
 
-    raw = apply_overrides(read_yaml(config), list(overrides or []))
-    if data_dir:
-        raw.setdefault("data", {})["data_dir"] = data_dir
+    if (config is None) == (resume is None):
+        raise SeqrecError("give either CONFIG (a new run) or --resume RUN (an unfinished run), not both or neither")
+    if resume is not None and (overrides or data_dir):
+        raise SeqrecError("--resume continues a run with the config it was started with; --set and --data-dir "
+                          "cannot change it (start a new run instead)")
     with interruptible():
-        run = run_experiment(ExperimentConfig.from_dict(raw), output_dir)
+        if resume is not None:
+            run = resume_run(resume)
+        else:
+            raw = apply_overrides(read_yaml(config), list(overrides or []))  # type: ignore[arg-type]
+            if data_dir:
+                raw.setdefault("data", {})["data_dir"] = data_dir
+            run = run_experiment(ExperimentConfig.from_dict(raw), output_dir)
     if run.path is None:  # a data-parallel rank other than 0: rank 0 reports
         return
-    print_metrics({"valid": run.metrics["valid"], "test": run.metrics["test"]}, title=f"{run.path}")
+    caption = describe_protocol({**run.metrics["protocol"], "ranking": "full catalogue"})
+    print_metrics({"valid": run.metrics["valid"], "test": run.metrics["test"]}, title=f"{run.path}",
+                  caption=caption)
     console.print(f"run saved to [bold]{run.path}[/] (best epoch {run.metrics['best_epoch']})")
 
 
 @app.command()
 def evaluate(run_dir: Path, split: Annotated[str, typer.Option(help="valid or test")] = "test",
-             mask_seen: Annotated[bool, typer.Option(help="Mask items the user has seen.")] = True,
+             mask_seen: Annotated[bool | None, typer.Option(
+                 "--mask-seen/--no-mask-seen", help="Mask items the user has seen [default: as the run did].")]
+             = None,
+             k: Annotated[list[int] | None, typer.Option("--k", help="Cut-off (repeatable) [default: the run's].")]
+             = None,
+             max_len: Annotated[int | None, typer.Option(help="Input window ≤ the model's [default: the model's].")]
+             = None,
              attribute: Annotated[list[str] | None, typer.Option(help="Attribute value, e.g. Comedy.")] = None,
+             as_json: Annotated[bool, typer.Option("--json", help="Print the metrics and protocol as JSON.")] = False,
              data_dir: DataDir = None) -> None:
-    """Evaluate a run on its dataset's valid or test split (full ranking)."""
+    """Evaluate a run on its dataset's valid or test split (full ranking), with the protocol the run recorded."""
     from seqrec.api import evaluate_run
 
-    metrics = evaluate_run(run_dir, split=split, mask_seen=mask_seen, attributes=list(attribute or []),
-                           data_dir=data_dir)
-    print_metrics({split: metrics}, title=str(run_dir))
+    result = evaluate_run(run_dir, split=split, mask_seen=mask_seen, ks=k, max_len=max_len,
+                          attributes=list(attribute or []), data_dir=data_dir)
+    if as_json:
+        print(json.dumps({"metrics": result.metrics, "protocol": result.protocol}, indent=1))
+        return
+    print_metrics({split: result.metrics}, title=str(run_dir), caption=describe_protocol(result.protocol))
 
 
 @app.command("rebuild-index")
 def rebuild_index(run_dir: Path) -> None:
     """Re-index the stored knowledge base of a retrieval run whose FAISS index file is damaged."""
-    from seqrec.runs import load_run
+    from seqrec.errors import RunError
+    from seqrec.runs import CONFIG, load_run, read_run_config
 
+    if not (run_dir / CONFIG).is_file():
+        raise RunError(f"{run_dir} is not a run directory ({CONFIG} missing)")
+    config = read_run_config(run_dir)
+    if not config.retrieval.enabled:
+        raise RunError(f"{run_dir} is a {config.model.name} run without retrieval augmentation; rebuild-index "
+                       "only repairs the knowledge-base index of retrieval runs")
     run = load_run(run_dir, rebuild_index=True)
     size = len(run.model.knowledge)  # type: ignore[union-attr]
     console.print(f"{run_dir}: index rebuilt over {size} knowledge-base entries")
@@ -101,15 +131,21 @@ def rebuild_index(run_dir: Path) -> None:
 @app.command()
 def recommend(run_dir: Path, user: Annotated[list[str], typer.Option(help="External user id (repeatable).")],
               k: Annotated[int, typer.Option(help="List length.")] = 10,
+              mask_seen: Annotated[bool | None, typer.Option(
+                  "--mask-seen/--no-mask-seen", help="Leave out items the user has seen [default: as the run "
+                  "was evaluated].")] = None,
               as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False) -> None:
     """Top-k items for users of a trained run, in the dataset's own ids, with titles when known."""
     from seqrec.api import load
 
-    rows = load(run_dir).recommender.recommend(user, k=k)
+    recommender = load(run_dir).recommender
+    masked = recommender.mask_seen if mask_seen is None else mask_seen
+    rows = recommender.recommend(user, k=k, mask_seen=masked)
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table("user", "rank", "item", "score", "title")
+    table = Table("user", "rank", "item", "score", "title",
+                  caption="seen items left out" if masked else "seen items may be recommended again")
     for r in rows:
         table.add_row(r["user"], str(r["rank"]), r["item"], f"{r['score']:.3f}", r["title"])
     console.print(table)

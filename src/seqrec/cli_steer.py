@@ -143,10 +143,16 @@ def steer(sae_dir: Path, concept: Annotated[str, typer.Option(help="Concept to s
         console.print(f"table and trade-off plot: [bold]{out}[/]")
 
 
+SWEEP_HEADERS = {"NDCG@10": "NDCG", "HR@10": "HR", "deep_lt_coverage@10": "deep-LT", "coverage@10": "cov.",
+                 "gini@10": "Gini", "arp@10": "ARP"}
+
+
 def print_sweep(rows: list[dict], title: str) -> None:
+    """A row per setting; short headers (every metric at k=10) so the table fits 80 columns."""
     from seqrec.steering.sweep import SWEEP_METRICS
 
-    table = Table("method", "α/β", *(metric_label(m) for m in SWEEP_METRICS), title=title)
+    table = Table("method", "α/β", *(SWEEP_HEADERS.get(m, metric_label(m)) for m in SWEEP_METRICS), title=title,
+                  caption="all at k=10 · deep-LT: deep-long-tail coverage · cov.: catalogue coverage")
     for r in rows:
         table.add_row(r["method"], f"{r['strength']:g}", *(format_metric(m, r[m]) for m in SWEEP_METRICS))
     console.print(table)

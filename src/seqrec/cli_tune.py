@@ -119,18 +119,16 @@ def tune_command(sae_dir: Path,
 
 
 def print_comparison(base: dict[str, float], tuned: dict[str, float], attributes: list[str], split: str) -> None:
-    """Rows: overall and each attribute; columns: base → tuned for HR/NDCG at each k, plus attribute ratio@10."""
-    table = Table("users", *REPORT_KEYS, "ratio@10", title=f"base → tuned, {split} split")
-
-    def cells(prefix: str) -> list[str]:
-        out = []
-        for key in REPORT_KEYS:
-            b, t = base.get(prefix + key), tuned.get(prefix + key)
-            out.append("–" if b is None or t is None else f"{b:.4f}→{t:.4f}")
-        return out
-
-    table.add_row("all", *cells(""), "")
-    for a in attributes:
-        ratio = f"{base[f'{a}_ratio@10']:.3f}→{tuned[f'{a}_ratio@10']:.3f}"
-        table.add_row(f"target is {a}", *cells(f"{a}_"), ratio)
-    console.print(table)
+    """One table per user group (all users, then users whose target has each attribute): a row per metric with
+    base, tuned and the relative change, so it stays within 80 columns however many attributes are tuned."""
+    groups = [("all users", "")] + [(f"target is {a}", f"{a}_") for a in attributes]
+    for label, prefix in groups:
+        table = Table("metric", "base", "tuned", "change", title=f"{split} split, {label}: base → tuned")
+        keys = [prefix + k for k in REPORT_KEYS] + ([f"{a}_ratio@10" for a in attributes] if not prefix else [])
+        for key in keys:
+            b, t = base.get(key), tuned.get(key)
+            if b is None or t is None:
+                continue
+            change = f"{(t - b) / b:+.1%}" if b else "–"
+            table.add_row(key, f"{b:.4f}", f"{t:.4f}", change)
+        console.print(table)

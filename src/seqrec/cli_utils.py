@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from seqrec.errors import Interrupted
 
 console = Console()
 
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data root (default: $SEQREC_DATA or ./data).")]
 
 
-METRIC_COLUMNS = {"HR": "HR", "NDCG": "NDCG", "MRR": "MRR", "coverage": "coverage",
-                  "deep_lt_coverage": "deep-LT cov", "gini": "Gini", "arp": "ARP"}
+METRIC_NAMES = {"HR": "HR", "NDCG": "NDCG", "MRR": "MRR", "coverage": "coverage", "lt_coverage": "LT coverage",
+                "deep_lt_coverage": "deep-LT coverage", "gini": "Gini", "arp": "ARP"}
+TABLE_WIDTH = 80  # every table fits a standard terminal
 
 
 def metric_label(key: str) -> str:
-    """`deep_lt_coverage@10` -> `deep-LT cov@10` (short column headers)."""
+    """`deep_lt_coverage@10` -> `deep-LT coverage@10` (short row and column labels)."""
     name, _, k = key.partition("@")
-    return f"{METRIC_COLUMNS.get(name, name)}@{k}" if k else METRIC_COLUMNS.get(name, name)
+    return f"{METRIC_NAMES.get(name, name)}@{k}" if k else METRIC_NAMES.get(name, name)
 
 
 def format_metric(key: str, value: float) -> str:
@@ -30,16 +36,55 @@ def format_metric(key: str, value: float) -> str:
     return f"{value:.3g}" if key.startswith("arp") else f"{value:.4f}"
 
 
-def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", ks: tuple[int, ...] = (5, 10, 20, 50)
-                  ) -> None:
-    """One table per split: a row per cut-off k, a column per metric (fits a narrow terminal)."""
+def describe_protocol(protocol: dict) -> str:
+    """One line saying what the numbers measure: split, users, ranking, masking, cut-offs, input window."""
+    parts = [f"{protocol['split']} split" if "split" in protocol else "",
+             f"{protocol['users']:,} users" if "users" in protocol else "",
+             str(protocol.get("ranking", "")),
+             ("seen items masked" if protocol["seen_items_masked"] else "seen items not masked")
+             if "seen_items_masked" in protocol else "",
+             f"max_len {protocol['max_len']}" if "max_len" in protocol else ""]
+    return " · ".join(p for p in parts if p)
+
+
+def metric_rows(metrics: dict[str, float]) -> tuple[dict[str, dict[int, float]], dict[str, float]]:
+    """Split `name@k` keys into {name: {k: value}} (standard metrics first, then the rest in order) and the
+    values that have no cut-off."""
+    by_name: dict[str, dict[int, float]] = {}
+    plain: dict[str, float] = {}
+    for key, value in metrics.items():
+        name, _, k = key.partition("@")
+        if k.isdigit():
+            by_name.setdefault(name, {})[int(k)] = value
+        else:
+            plain[key] = value
+    order = [n for n in METRIC_NAMES if n in by_name] + [n for n in by_name if n not in METRIC_NAMES]
+    return {n: by_name[n] for n in order}, plain
+
+
+def print_metrics(by_split: dict[str, dict[str, float]], title: str = "", caption: str = "") -> None:
+    """Every metric that was computed: a row per metric, a column per cut-off k; many cut-offs continue in a
+    second table, so each stays within 80 columns."""
     for split, metrics in by_split.items():
-        names = [n for n in METRIC_COLUMNS if any(f"{n}@{k}" in metrics for k in ks)]
-        table = Table("k", *(METRIC_COLUMNS[n] for n in names), title=f"{title} — {split}".strip(" —"))
-        for k in ks:
-            if f"{names[0]}@{k}" in metrics:
-                table.add_row(str(k), *(format_metric(n, metrics[f"{n}@{k}"]) for n in names))
-        console.print(table)
+        rows, plain = metric_rows(metrics)
+        ks = sorted({k for values in rows.values() for k in values})
+        label = max([len(metric_label(n)) for n in [*rows, *plain]] + [6])
+        per_table = max(1, (TABLE_WIDTH - label - 4) // 10)
+        heading = f"{title} — {split}".strip(" —")
+        for start in range(0, max(len(ks), 1), per_table):
+            part = ks[start : start + per_table]
+            table = Table("metric", *(f"@{k}" for k in part), caption=caption or None,
+                          title=heading if start == 0 else f"{heading} (continued)")
+            for name, values in rows.items():
+                table.add_row(metric_label(name),
+                              *(format_metric(name, values[k]) if k in values else "–" for k in part))
+            if rows:
+                console.print(table)
+        if plain:
+            extra = Table("metric", "value", title=f"{title} — {split}".strip(" —"))
+            for key, value in plain.items():
+                extra.add_row(metric_label(key), format_metric(key, value))
+            console.print(extra)
 
 
 def show_count(value: object) -> str:
@@ -48,9 +93,25 @@ def show_count(value: object) -> str:
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
-    """Ctrl-C during long work: say that nothing was written (runs are atomic) and exit 130."""
+    """Ctrl-C or SIGTERM during long work: say what was kept (runs are atomic or resumable) and exit 130."""
+    previous = _raise_on_sigterm()
     try:
         yield
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted; no run directory was written[/]")
+    except KeyboardInterrupt as exc:
+        message = str(exc) if isinstance(exc, Interrupted) else "interrupted; no run directory was written"
+        Console(stderr=True).print(f"[yellow]{escape(message)}[/]", soft_wrap=True)
         raise typer.Exit(130) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_on_sigterm() -> Any:
+    """Make SIGTERM (e.g. `kill`, a job scheduler) interrupt like Ctrl-C; the previous handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)

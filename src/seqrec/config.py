@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -71,16 +72,26 @@ def _scalar(tp: Any, value: Any, key: str) -> Any:
         raise ConfigError(f"{key} must be true or false; got {value!r}")
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):  # YAML 1.1 reads `1e-3` as a string
+    if tp is float and not isinstance(value, bool) and isinstance(value, (int, float, str)):
         try:
-            return float(value)
-        except ValueError:
-            pass
+            number = float(value)  # YAML 1.1 reads `1e-3` as a string
+        except (ValueError, OverflowError):
+            number = None
+        if number is not None and not math.isfinite(number):
+            raise ConfigError(f"{key} must be a finite number; got {value!r}")
+        if number is not None:
+            return number
     if tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
     raise ConfigError(f"{key} must be {getattr(tp, '__name__', tp)}; got {value!r}")
+
+
+def check_finite(config: Any, section: str) -> None:
+    """Every float field of a config dataclass is a finite number: NaN and infinity are never a setting."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{f.name} must be a finite number; got {value}")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -19,6 +19,14 @@ class RunError(SeqrecError):
     """A run directory is missing, incomplete, or of another kind."""
 
 
+class NonFiniteError(SeqrecError):
+    """A loss, gradient or score is NaN or infinite (diverged training, non-finite inputs)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during long work; the message says what was kept and how to continue."""
+
+
 def suggest(options: list[str] | tuple[str, ...] | set[str]) -> str:
     """Render the valid choices for an error message."""
     return ", ".join(sorted(str(o) for o in options))

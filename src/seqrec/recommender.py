@@ -9,16 +9,20 @@ from seqrec.data.catalog import ItemCatalog
 from seqrec.data.idmap import IdMap
 from seqrec.data.interactions import Sequences
 from seqrec.errors import SeqrecError
-from seqrec.evaluation.evaluate import mask_seen_items
+from seqrec.evaluation.evaluate import mask_seen_items, require_finite
 from seqrec.models.base import SequentialEncoder
 
 
 class Recommender:
-    """Top-k recommendations in external ids from each user's known history (seen items masked)."""
+    """Top-k recommendations in external ids from each user's known history.
+
+    `mask_seen` is the default for `recommend`: the protocol the run was evaluated with.
+    """
 
     def __init__(self, model: SequentialEncoder, user_map: IdMap, item_map: IdMap, histories: Sequences,
-                 catalog: ItemCatalog) -> None:
+                 catalog: ItemCatalog, mask_seen: bool = True) -> None:
         self.model = model
+        self.mask_seen = mask_seen
         self.user_map = user_map
         self.item_map = item_map
         self.histories = histories  # per internal user, every known interaction
@@ -40,14 +44,16 @@ class Recommender:
         return self
 
     @torch.no_grad()
-    def recommend(self, user_ids: list[str] | list[int], k: int = 10, mask_seen: bool = True) -> list[dict]:
-        """Rows of {user, rank, item, score, title}, best first per user."""
+    def recommend(self, user_ids: list[str] | list[int], k: int = 10, mask_seen: bool | None = None) -> list[dict]:
+        """Rows of {user, rank, item, score, title}, best first per user; `mask_seen` None = the run's protocol."""
+        mask_seen = self.mask_seen if mask_seen is None else mask_seen
         if k < 1:
             raise SeqrecError(f"k must be >= 1, got {k}")
         users = self.user_map.to_internal(user_ids, kind="user id")
         hist = self.histories.take(users)
         self.model.eval()
         scores = self.model.score(torch.from_numpy(hist.padded(self.max_len)).to(self.device)).float()
+        require_finite(scores, users)
         if mask_seen:
             mask_seen_items(scores, hist)
         k = min(k, self.model.num_items)

@@ -152,10 +152,79 @@ def test_most_popular_scores_are_training_counts(tiny_data: SplitData) -> None:
     scores = scorer.score(torch.zeros(3, 1, dtype=torch.long))
     assert torch.isneginf(scores[:, 0]).all()
     assert torch.equal(scores[:, 1:], torch.tensor(counts[1:], dtype=torch.float32).expand(3, -1))
-    # its rank = unseen items strictly more popular than the target
+    # its rank = other unseen items at least as popular as the target (ties rank against the target)
     split = tiny_data.test
     expected = []
     for row, target in enumerate(split.targets):
         unseen = np.setdiff1d(np.arange(1, tiny_data.num_items + 1), split.histories[row])
-        expected.append(int((counts[unseen] > counts[target]).sum()))
+        others = unseen[unseen != target]
+        expected.append(int((counts[others] >= counts[target]).sum()) if target in unseen else tiny_data.num_items)
     assert rank_split(scorer, split, k=10).ranks.tolist() == expected
+
+
+class ConstantScorer:
+    """Every item scores the same (a model whose weights are all zero); `value` may be NaN or infinite."""
+
+    def __init__(self, value: float = 0.0, bad_row: int | None = None) -> None:
+        self.max_len, self.device, self.value, self.bad_row = 3, torch.device("cpu"), value, bad_row
+
+    def score(self, items: torch.Tensor) -> torch.Tensor:
+        scores = torch.zeros(items.shape[0], 7)
+        if self.bad_row is not None and len(items) > self.bad_row:
+            scores[self.bad_row, 3] = self.value
+        else:
+            scores[:, 1:] = self.value
+        scores[:, 0] = INF
+        return scores
+
+
+@pytest.mark.parametrize("mask_seen", [True, False])
+def test_ties_rank_against_the_target(mask_seen: bool) -> None:
+    """A constant scorer ranks each target after every other candidate: HR = NDCG = 0, never 1."""
+    split = hand_split()
+    ranking = rank_split(ConstantScorer(), split, k=2, mask_seen=mask_seen)
+    # candidates with the target's score: 6 items minus (masked) seen ones; the target is last among them
+    unseen = [6 - len(set(h)) for h in HISTORIES]
+    assert ranking.ranks.tolist() == ([n - 1 for n in unseen] if mask_seen else [5, 5, 5])
+    out = evaluate(ConstantScorer(), split, ks=(1, 2, 5), metrics="accuracy", mask_seen=mask_seen)
+    assert out["HR@1"] == 0.0 and out["NDCG@1"] == 0.0
+    # masked ranks 1, 4, 3; unmasked, 5 other items share the target's score: rank 5 is outside the top 5
+    assert out["HR@2"] == pytest.approx(1 / 3 if mask_seen else 0.0)
+    assert out["HR@5"] == (1.0 if mask_seen else 0.0)
+
+
+def test_a_partial_tie_puts_the_target_after_its_equals() -> None:
+    scores = torch.tensor([[INF, 3.0, 2.0, 2.0, 2.0, 1.0]])
+    from seqrec.evaluation.evaluate import pessimistic_ranks
+
+    assert pessimistic_ranks(scores, torch.tensor([3])).tolist() == [3]  # item 1 above; 2 and 4 tie with it
+    assert pessimistic_ranks(scores, torch.tensor([1])).tolist() == [0]
+    assert pessimistic_ranks(scores, torch.tensor([5])).tolist() == [4]
+
+
+def test_all_zero_weights_give_zero_hit_rate(tiny_data: SplitData) -> None:
+    model = build_model(tiny_model_config("sasrec"), tiny_data.num_items)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    out = evaluate(model, tiny_data.test, ks=(10,), metrics="accuracy")
+    assert out["HR@10"] == 0.0 and out["NDCG@10"] == 0.0
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("bad_row", [None, 1])
+def test_non_finite_scores_are_an_error_not_a_metric(value: float, bad_row: int | None) -> None:
+    from seqrec.errors import NonFiniteError
+
+    with pytest.raises(NonFiniteError, match="NaN or infinite scores.*train.lr"):
+        evaluate(ConstantScorer(value, bad_row), hand_split(), ks=(1,))
+
+
+def test_nan_weights_are_an_error(tiny_data: SplitData) -> None:
+    from seqrec.errors import NonFiniteError
+
+    model = build_model(tiny_model_config("sasrec"), tiny_data.num_items)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(NonFiniteError):
+        evaluate(model, tiny_data.test, ks=(10,))

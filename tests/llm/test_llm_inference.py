@@ -48,7 +48,7 @@ def test_an_invalid_output_is_never_a_correct_answer() -> None:
     m = rating_metrics([None, 5.0], [5.0, 5.0], SCALE)
     assert m["mae_invalid_as_max"] == 0.0 and m["exact_acc"] == 0.5 and m["mae"] == 0.0
     nothing = rating_metrics([None], [3.0], SCALE)
-    assert math.isnan(nothing["mae"]) and nothing["invalid_rate"] == 1.0 and nothing["mae_invalid_as_max"] == 2.0
+    assert nothing["mae"] is None and nothing["invalid_rate"] == 1.0 and nothing["mae_invalid_as_max"] == 2.0
     with pytest.raises(SeqrecError, match="2 predictions for 1 labels"):
         rating_metrics([1.0, 2.0], [1.0], SCALE)
 

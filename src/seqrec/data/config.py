@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from seqrec.config import check_finite
 from seqrec.data.synthetic import SyntheticConfig
 
 SplitName = Literal["loo", "temporal", "temporal_users", "predefined"]
@@ -26,6 +27,7 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
+        check_finite(self, "data")
         from seqrec.errors import ConfigError
 
         if self.split not in ("loo", "temporal", "temporal_users", "predefined"):

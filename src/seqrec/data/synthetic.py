@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqrec.config import check_finite
 from seqrec.data.catalog import ItemCatalog
 from seqrec.data.idmap import IdMap
 from seqrec.data.interactions import Interactions
@@ -48,6 +49,7 @@ class SyntheticConfig:
     time_span_days: float = 365.0  # user start times are spread uniformly over this period
 
     def __post_init__(self) -> None:
+        check_finite(self, "data.synthetic")
         checks = [
             ("num_users", self.num_users >= 1, ">= 1"),
             ("num_items", self.num_items >= 10, ">= 10"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from seqrec.config import check_finite
 from seqrec.errors import ConfigError
 
 Pooling = Literal["mean", "exponential", "attention", "last"]
@@ -36,6 +37,7 @@ class DistillConfig:
         return bool(self.profiles)
 
     def __post_init__(self) -> None:
+        check_finite(self, "distill")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"distill.alpha must be in [0, 1], got {self.alpha}")
         if self.fine_tune_epoch < 1:

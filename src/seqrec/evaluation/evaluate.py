@@ -11,7 +11,7 @@ import torch
 
 from seqrec.data.interactions import Sequences
 from seqrec.data.splits import EvalSplit
-from seqrec.errors import SeqrecError
+from seqrec.errors import NonFiniteError, SeqrecError
 from seqrec.evaluation.metrics import accuracy_metrics, attribute_metrics, beyond_accuracy
 
 DEFAULT_KS = (5, 10, 20, 50)
@@ -41,12 +41,18 @@ ChunkScorer = Callable[[np.ndarray, torch.Tensor], torch.Tensor]  # (rows [C], i
 
 @torch.no_grad()
 def rank_split(scorer: Scorer, split: EvalSplit, k: int = 50, mask_seen: bool = True,
-               chunk_size: int = 1024) -> Ranking:
-    """Score every item for every user in chunks; mask seen items with -inf before ranks and top-k."""
+               chunk_size: int = 1024, max_len: int | None = None) -> Ranking:
+    """Score every item for every user in chunks; mask seen items with -inf before ranks and top-k.
+
+    `max_len` shortens the input window below the model's own (never beyond: positions were trained up to it).
+    """
+    max_len = scorer.max_len if max_len is None else max_len
+    if not 1 <= max_len <= scorer.max_len:
+        raise SeqrecError(f"max_len must be between 1 and the model's max_len {scorer.max_len}; got {max_len}")
     was_training = getattr(scorer, "training", False)
     if hasattr(scorer, "eval"):
         scorer.eval()  # type: ignore[attr-defined]
-    ranking = rank_chunks(lambda rows, items: scorer.score(items), split, scorer.max_len, scorer.device, k,
+    ranking = rank_chunks(lambda rows, items: scorer.score(items), split, max_len, scorer.device, k,
                           mask_seen, chunk_size)
     if was_training:
         scorer.train()  # type: ignore[attr-defined]
@@ -68,14 +74,39 @@ def rank_chunks(score: ChunkScorer, split: EvalSplit, max_len: int, device: torc
         rows = order[start : start + chunk_size]
         width = max(int(lengths[rows].max()), 1)
         items = padded[rows][:, -width:].to(device)
-        scores = score(rows, items).float().nan_to_num(nan=float("-inf"))  # [C, N+1]; NaN never ranks first
+        scores = score(rows, items).float()  # [C, N+1]
+        require_finite(scores, split.users[rows])
         if mask_seen:
             mask_seen_items(scores, split.histories.take(rows))
-        chunk_targets = targets[rows].to(device)
-        target_scores = scores.gather(1, chunk_targets[:, None])  # [C, 1]
-        ranks[rows] = (scores > target_scores).sum(1).cpu()
+        ranks[rows] = pessimistic_ranks(scores, targets[rows].to(device)).cpu()
         top[rows] = scores.topk(k, dim=1).indices.cpu().numpy()
     return Ranking(ranks, top)
+
+
+def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """0-based rank of each target with ties broken against it: every other item scoring >= the target is ahead.
+
+    A constant scorer therefore ranks every target last among its equals (HR@k = 0), never first.
+    scores [C, N+1], targets [C] -> [C]
+    """
+    target_scores = scores.gather(1, targets[:, None])  # [C, 1]
+    return (scores >= target_scores).sum(1) - 1  # minus the target itself
+
+
+def require_finite(scores: torch.Tensor, users: np.ndarray) -> None:
+    """Raise when any real item (columns 1..N) has a NaN or infinite score; padding (column 0) is -inf by contract.
+
+    scores [C, N+1]; users [C] internal user ids, for the message.
+    """
+    finite = torch.isfinite(scores[:, 1:]).all(dim=1)  # [C]
+    if bool(finite.all()):
+        return
+    bad = (~finite).nonzero()[:, 0].cpu().numpy()
+    raise NonFiniteError(
+        f"the model gave NaN or infinite scores to {len(bad)} of {len(users)} users (first: internal user "
+        f"{int(users[bad[0]])}); its weights or inputs are not finite numbers. A run trained with too high a "
+        "learning rate (train.lr) or with non-finite input values (profiles, features) gives this; retrain it. "
+        "Non-finite scores are never turned into a metric")
 
 
 def mask_seen_items(scores: torch.Tensor, histories: Sequences) -> None:
@@ -89,19 +120,21 @@ def mask_seen_items(scores: torch.Tensor, histories: Sequences) -> None:
 
 def evaluate(scorer: Scorer, split: EvalSplit, ks: tuple[int, ...] = DEFAULT_KS,
              metrics: MetricGroup = "all", attributes: list[str] | None = None,
-             mask_seen: bool = True, chunk_size: int = 1024) -> dict[str, float]:
+             mask_seen: bool = True, chunk_size: int = 1024, max_len: int | None = None) -> dict[str, float]:
     """Full-ranking metrics of `scorer` on `split`.
 
     accuracy: HR (= Recall, one target), NDCG, MRR at each k. beyond-accuracy: coverage, long-tail and
     deep-long-tail coverage, Gini, ARP. `attributes`: attribute values (e.g. ["Comedy"]) for ratio@k and
-    HR/NDCG over users whose target has that value.
+    HR/NDCG over users whose target has that value. `max_len` (default: the model's) is the input window.
     """
     if len(split) == 0:
         raise SeqrecError(f"the {split.name} split has no users to evaluate")
     if metrics not in ("accuracy", "beyond-accuracy", "all"):
         raise SeqrecError(f"metrics must be accuracy, beyond-accuracy or all; got {metrics!r}")
-    ks = tuple(sorted(ks))
-    ranking = rank_split(scorer, split, k=max(ks), mask_seen=mask_seen, chunk_size=chunk_size)
+    ks = tuple(sorted(set(ks)))
+    if not ks or min(ks) < 1:
+        raise SeqrecError(f"cut-offs k must be positive integers; got {list(ks)}")
+    ranking = rank_split(scorer, split, k=max(ks), mask_seen=mask_seen, chunk_size=chunk_size, max_len=max_len)
     return ranking_metrics(ranking, split, ks, metrics, attributes)
 
 

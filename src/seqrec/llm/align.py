@@ -275,7 +275,7 @@ def checkpoint_score(row: Mapping[str, Any]) -> tuple[float, float]:
     """Checkpoint order: lower valid MAE with invalid outputs counted at the top rating (so a checkpoint cannot win
     by answering rarely), ties → lower invalid rate."""
     mae = row["valid_mae_invalid_as_max"]
-    return (math.inf if mae is None or math.isnan(mae) else mae, row["valid_invalid_rate"])
+    return (math.inf if mae is None else mae, row["valid_invalid_rate"])
 
 
 def _check_inputs(teacher: Mapping[str, Any] | None, valid: Sequence[AlignItem], settings: AlignSettings) -> None:

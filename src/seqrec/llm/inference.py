@@ -30,16 +30,16 @@ class Predictions:
     input_tokens: list[int] = field(default_factory=list)  # prompt tokens per sample (padding excluded)
 
     @property
-    def invalid_rate(self) -> float:
-        return sum(v is None for v in self.values) / len(self.values) if self.values else math.nan
+    def invalid_rate(self) -> float | None:  # None: no samples (undefined, never NaN)
+        return sum(v is None for v in self.values) / len(self.values) if self.values else None
 
     @property
-    def mean_latency(self) -> float:
-        return float(np.mean(self.per_sample_latency)) if self.per_sample_latency else math.nan
+    def mean_latency(self) -> float | None:
+        return float(np.mean(self.per_sample_latency)) if self.per_sample_latency else None
 
     @property
-    def mean_generated_tokens(self) -> float:
-        return float(np.mean(self.generated_tokens)) if self.generated_tokens else math.nan
+    def mean_generated_tokens(self) -> float | None:
+        return float(np.mean(self.generated_tokens)) if self.generated_tokens else None
 
 
 def answer_only_prompt(chat_prompt: str) -> str:
@@ -121,9 +121,10 @@ def predict_cot(model: Any, tokenizer: Any, prompts: Sequence[str], scale: Ratin
 
 
 def rating_metrics(predictions: Predictions | Sequence[float | None], labels: Sequence[float],
-                   scale: RatingScale) -> dict[str, float]:
+                   scale: RatingScale) -> dict[str, float | None]:
     """MAE/RMSE over the parsed predictions (unclipped), the invalid rate, and the original code's convention
-    (`*_invalid_as_max`: an invalid output counts as `scale.high`). `exact_acc` is over all n (invalid = wrong)."""
+    (`*_invalid_as_max`: an invalid output counts as `scale.high`). `exact_acc` is over all n (invalid = wrong).
+    MAE/RMSE without a single valid prediction are undefined: None (JSON null), never NaN."""
     values = predictions.values if isinstance(predictions, Predictions) else list(predictions)
     if len(values) != len(labels):
         raise SeqrecError(f"{len(values)} predictions for {len(labels)} labels; score the same rows")
@@ -140,9 +141,9 @@ def rating_metrics(predictions: Predictions | Sequence[float | None], labels: Se
             "exact_acc": float(np.mean(valid & (filled == y)))}
 
 
-def _mae(err: np.ndarray) -> float:
-    return float(np.mean(np.abs(err))) if err.size else math.nan
+def _mae(err: np.ndarray) -> float | None:
+    return float(np.mean(np.abs(err))) if err.size else None
 
 
-def _rmse(err: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(err**2))) if err.size else math.nan
+def _rmse(err: np.ndarray) -> float | None:
+    return float(np.sqrt(np.mean(err**2))) if err.size else None

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqrec.config import check_finite
 from seqrec.errors import ConfigError
 
 Objective = Literal["next_item", "cloze"]
@@ -25,6 +26,7 @@ class ModelConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
+        check_finite(self, "model")
         if self.max_len < 2:
             raise ConfigError(f"model.max_len must be >= 2, got {self.max_len}")
         if self.hidden < 1:
@@ -66,6 +68,13 @@ class AuxiliaryLoss(nn.Module):
 
     def end_training(self) -> None:
         """Called once the best epoch's weights are restored."""
+
+    def checkpoint_state(self) -> dict:
+        """What a resumed run needs besides the parameters (e.g. a knowledge base encoded at an earlier epoch)."""
+        return {"parameters": self.state_dict()}
+
+    def restore_checkpoint_state(self, state: dict) -> None:
+        self.load_state_dict(state["parameters"])
 
 
 class SequentialEncoder(nn.Module):

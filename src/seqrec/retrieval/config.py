@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from seqrec.config import check_finite
 from seqrec.errors import ConfigError
 
 CHOICES = {
@@ -63,6 +64,7 @@ class RetrievalConfig:
         return bool(self.base_run)
 
     def __post_init__(self) -> None:
+        check_finite(self, "retrieval")
         for key, valid in CHOICES.items():
             if getattr(self, key) not in valid:
                 raise ConfigError(f"retrieval.{key} must be one of {', '.join(valid)}; got {getattr(self, key)!r}")

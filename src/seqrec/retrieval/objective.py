@@ -84,6 +84,19 @@ class RetrievalLoss(AuxiliaryLoss):
             out["refresh_seconds"] = time.perf_counter() - start
         return out
 
+    def checkpoint_state(self) -> dict:
+        """The parameters and the knowledge base as last encoded (a refresh may be epochs behind the weights)."""
+        kb = self.model.knowledge
+        arrays = {} if kb is None else {name: torch.from_numpy(getattr(kb, name))
+                                        for name in ("keys", "targets", "users", "lengths")}
+        return {**super().checkpoint_state(), "knowledge": arrays}
+
+    def restore_checkpoint_state(self, state: dict) -> None:
+        super().restore_checkpoint_state(state)
+        if state["knowledge"]:
+            self.model.use_knowledge(*(state["knowledge"][name].numpy()
+                                       for name in ("keys", "targets", "users", "lengths")))
+
     def end_training(self) -> None:
         """Re-encode with the restored best weights, so the saved knowledge base matches the saved retriever."""
         self.model.build_knowledge(self.train_set)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqrec.config import check_finite
 from seqrec.errors import ConfigError
 
 Intervention = Callable[[torch.Tensor], torch.Tensor]  # pre-activations [B, H] -> steered [B, H]
@@ -39,6 +40,7 @@ class SAEConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        check_finite(self, "sae")
         if self.preset not in self.PRESETS:
             raise ConfigError(f"sae.preset must be one of {', '.join(self.PRESETS)}; got {self.preset!r}")
         p = self.PRESETS[self.preset]

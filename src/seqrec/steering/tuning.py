@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqrec.config import check_finite
 from seqrec.data.interactions import Sequences
 from seqrec.data.splits import EvalSplit
 from seqrec.errors import ConfigError
@@ -46,6 +47,7 @@ class TuneConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        check_finite(self, "tune")
         if not self.targets and not self.suppress:
             raise ConfigError("name at least one attribute to raise (--target) or to lower (--suppress)")
         if overlap := set(self.targets) & set(self.suppress):

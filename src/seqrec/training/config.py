@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
+from seqrec.config import check_finite
 from seqrec.errors import ConfigError
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
 
 @dataclass
@@ -33,16 +38,24 @@ class TrainConfig:
     loss_chunk: int = 1024  # positions per chunk of logits (loss: chunked)
     negatives: int = 1024  # shared negatives per batch (loss: sampled)
     negative_sampler: Literal["popularity", "uniform"] = "popularity"  # with logQ correction (loss: sampled)
+    checkpoint_every: int = 1  # save a checkpoint every N epochs (and when training stops); 0 = never
+    dist_timeout: float = 120.0  # seconds to meet the other processes under torchrun before giving up
     compile: bool = False  # torch.compile the encoder (dynamic shapes); slower on CPU, unmeasured on GPU
 
     def __post_init__(self) -> None:
+        check_finite(self, "train")
         for key in ("epochs", "batch_size", "eval_every", "loss_chunk", "negatives"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
-        if min(self.patience, self.valid_users, self.grad_clip, self.time_budget) < 0:
-            raise ConfigError("train.patience, valid_users, grad_clip and time_budget must be >= 0")
+        if min(self.patience, self.valid_users, self.grad_clip, self.time_budget, self.threads,
+               self.checkpoint_every) < 0:
+            raise ConfigError("train.patience, valid_users, grad_clip, time_budget, threads and checkpoint_every "
+                              "must be >= 0")
+        if self.dist_timeout <= 0:
+            raise ConfigError(f"train.dist_timeout must be > 0 seconds, got {self.dist_timeout}")
+        check_device_name(self.device)
         if self.loss not in ("full", "chunked", "sampled"):
             raise ConfigError(f"train.loss must be full, chunked or sampled, got {self.loss!r}")
         if self.negative_sampler not in ("popularity", "uniform"):
@@ -62,3 +75,33 @@ class EvalConfig:
             raise ConfigError(f"eval.ks must be positive cut-offs, got {self.ks}")
         if self.chunk_size < 1:
             raise ConfigError("eval.chunk_size must be >= 1")
+
+
+def check_device_name(name: str) -> None:
+    """`auto` or a device string torch understands (cpu, cuda, cuda:1, mps, ...); availability is checked later."""
+    if name == "auto":
+        return
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind not in DEVICE_TYPES:
+        raise ConfigError(f"train.device {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of `train.device`; a device this machine lacks is a `ConfigError`, not a torch crash."""
+    check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ConfigError(f"train.device {name!r} is not available: this machine has {count} CUDA device(s); "
+                              "use auto or cpu")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device {name!r} is not available on this machine; use auto or cpu")
+    elif device.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise ConfigError(f"train.device {name!r} is not available on this machine; use auto or cpu")
+    return device

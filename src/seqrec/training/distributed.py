@@ -6,11 +6,16 @@ A single process is the special case world = 1, rank = 0, where every reduction 
 from __future__ import annotations
 
 import os
+import socket
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from seqrec.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,14 @@ class Distributed:
         """True on every rank when `flag` is True on any rank (keeps stopping decisions in step)."""
         return bool(self.sum(torch.tensor([float(flag)], device=device)).item() > 0) if self.active else flag
 
+    def gather_objects(self, obj: object) -> list[object]:
+        """`obj` of every rank, in rank order (a one-item list for one process)."""
+        if not self.active:
+            return [obj]
+        out: list[object] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
@@ -66,15 +79,46 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_from_env(device: str = "auto") -> Distributed:
-    """Join the process group that `torchrun` describes in the environment; pick this rank's GPU."""
+def init_from_env(device: str = "auto", timeout: float = 120.0) -> Distributed:
+    """Join the process group that `torchrun` describes in the environment; pick this rank's GPU.
+
+    Meeting the other processes may take at most `timeout` seconds: a leftover WORLD_SIZE without peers is a
+    `ConfigError`, not a silent 30-minute wait. Collectives keep torch's default timeout.
+    """
     if not launched_by_torchrun() or dist.is_initialized():
         return current()
     use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if use_cuda else "gloo")
+    env = {k: os.environ.get(k, "") for k in ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")}
+    try:
+        if env["RANK"] != "0" or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            _wait_for_store(env["MASTER_ADDR"], env["MASTER_PORT"], timeout)  # quietly, before torch retries loudly
+        store, rank, world = next(dist.rendezvous("env://", timeout=timedelta(seconds=timeout)))
+    except (RuntimeError, ValueError, OSError, TimeoutError) as exc:  # DistStoreError etc. are RuntimeErrors
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        described = ", ".join(f"{k}={v or '(unset)'}" for k, v in env.items())
+        raise ConfigError(f"could not meet the other processes within {timeout:g} s ({described}): {reason}. "
+                          "Outside torchrun, unset WORLD_SIZE and RANK; in a torchrun job whose processes start "
+                          "slowly, raise train.dist_timeout") from None
+    store.set_timeout(timedelta(minutes=30))  # torch's default for collectives, e.g. while rank 0 evaluates
+    dist.init_process_group("nccl" if use_cuda else "gloo", store=store, rank=rank, world_size=world)
     return current()
+
+
+def _wait_for_store(address: str, port: str, timeout: float) -> None:
+    """Return once rank 0's rendezvous store accepts connections; `TimeoutError` after `timeout` seconds."""
+    if not address or not port.isdigit():
+        raise ValueError("MASTER_ADDR and MASTER_PORT must name rank 0's address and port")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((address, int(port)), timeout=max(0.1, min(2.0, timeout))).close()
+            return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"nothing listens on {address}:{port} ({exc.strerror or exc})") from None
+            time.sleep(0.25)
 
 
 def rank_device(device: torch.device) -> torch.device:

@@ -7,19 +7,21 @@ import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from seqrec.data.splits import EvalSplit, SplitData
 from seqrec.distill.guide import ProfileGuide, guide_objective
-from seqrec.errors import ConfigError, suggest
+from seqrec.errors import ConfigError, NonFiniteError, suggest
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.evaluation.metrics import ACCURACY
 from seqrec.models.base import AuxiliaryLoss, SequentialEncoder, TrainingSet
 from seqrec.training import distributed
-from seqrec.training.config import EvalConfig, TrainConfig
+from seqrec.training.checkpoint import Checkpoint, restore_rng_state, rng_state
+from seqrec.training.config import EvalConfig, TrainConfig, resolve_device
 from seqrec.training.losses import (
     LossSum,
     SoftmaxLoss,
@@ -31,12 +33,6 @@ from seqrec.training.losses import (
 )
 
 EpochCallback = Callable[[dict[str, float]], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -88,6 +84,22 @@ class Objective(torch.nn.Module):
 
 
 @dataclass
+class LoopState:
+    """Where the epoch loop stands: what a checkpoint must hold besides weights, optimiser and random streams."""
+
+    epoch: int = 0  # epochs finished
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_score: float = -1.0
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] | None = None  # the model's weights at the best epoch
+    stale: int = 0  # epochs since the last improvement
+    elapsed: float = 0.0  # training seconds so far (a resumed run continues the count)
+    stopped: bool = False  # early stopping or the time budget ended training after `epoch`
+    fine_tuning: bool = False  # distillation's second phase has started
+
+
+@dataclass
 class TrainResult:
     model: SequentialEncoder  # with the best validation weights restored
     history: list[dict[str, float]] = field(default_factory=list)
@@ -129,6 +141,7 @@ class Trainer:
         if config.compile:  # `encode` only (not `encode_layers`): the loss selects positions, so shapes vary
             self.model.encode = torch.compile(self.model.encode, dynamic=True)  # type: ignore[method-assign]
         self.objective = self._objective(self.guide)
+        self.state, self.epoch = LoopState(), 0
         opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(self._parameter_groups(), lr=config.lr, weight_decay=config.weight_decay)
 
@@ -209,6 +222,20 @@ class Trainer:
         """Mean recommendation loss of one batch (single process)."""
         return LossSum(*self.objective(users, batch)[:2]).mean  # recommendation loss only
 
+    def _require_finite_step(self, loss: torch.Tensor, norm: torch.Tensor, batch: int, batches: int) -> None:
+        """Stop before the optimiser step when the loss or the gradient is NaN or infinite (on any rank)."""
+        bad = ~torch.isfinite(loss.detach()) | ~torch.isfinite(norm)
+        if not self.dist.any(bool(bad), self.device):
+            return
+        causes = [f"a learning rate too high for this model (train.lr is {self.config.lr:g}; try a tenth)"]
+        if self.config.grad_clip == 0:
+            causes.append("no gradient clipping (set train.grad_clip, e.g. 1.0)")
+        if self.guide is not None:
+            causes.append("non-finite or huge values in the profile file (distill.profiles)")
+        raise NonFiniteError(f"training diverged at epoch {self.epoch}, batch {batch} of {batches}: loss "
+                             f"{float(loss.detach()):.4g}, gradient norm {float(norm):.4g}. Likely cause: "
+                             f"{'; or '.join(causes)}. No run was saved from these weights")
+
     def train_epoch(self, progress: Progress | None = None) -> dict[str, float]:
         """One pass over the training users: mean loss per predicted position (and the guide's mean, if on)."""
         self.model.train()
@@ -219,7 +246,7 @@ class Trainer:
         n_steps = 0
         n_batches = -(-len(self.lengths) // self.config.batch_size)
         task = progress.add_task("  batches", total=n_batches, status="") if progress else None
-        for users, batch in self.batches():
+        for batch_number, (users, batch) in enumerate(self.batches(), start=1):
             with self._autocast():
                 step_total, step_count, guide_total, guide_count, auxiliary = self.objective(users, batch)
             if self.distilling:
@@ -236,8 +263,9 @@ class Trainer:
             n_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.config.grad_clip)
+            clip = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")  # inf: measure only
+            norm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), clip)
+            self._require_finite_step(loss, norm, batch_number, n_batches)
             self.optimizer.step()
             total += step_total.detach().float()
             count += step_count
@@ -281,47 +309,106 @@ class Trainer:
         record["train_seconds"] = time.perf_counter() - t0
         return record
 
-    def fit(self) -> TrainResult:
+    def fit(self, checkpoint: Checkpoint | None = None) -> TrainResult:
+        """Train until `epochs`, early stopping or the time budget; restore the best epoch's weights.
+
+        With `checkpoint`, a saved state is resumed first (the result equals an uninterrupted run's) and the state
+        is saved every `checkpoint.every` epochs and when training stops.
+        """
         cfg = self.config
-        result = TrainResult(self.model)
-        best_score, best_state, stale = -1.0, None, 0
-        start = time.perf_counter()
+        self.state = LoopState()
+        saved = checkpoint.load() if checkpoint is not None else None
+        if saved is not None:
+            self.load_state_dict(saved)
+        clock = time.perf_counter() - self.state.elapsed
         with self._progress() as progress:
-            epochs = progress.add_task("training", total=cfg.epochs, status="") if progress else None
-            for epoch in range(1, cfg.epochs + 1):
-                if self.distilling and epoch >= self.guide.config.fine_tune_epoch:  # type: ignore[union-attr]
-                    self.start_fine_tuning()
-                    best_score, stale = -1.0, 0  # keep the best fine-tuned epoch, as the original keeps the last
-                record = self._train_record(epoch, progress)
-                if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                    record |= {f"valid_{k}": v for k, v in self.validate().items()}
-                    score = record[f"valid_{cfg.monitor}"]
-                    if score > best_score:
-                        best_score, stale, result.best_epoch = score, 0, epoch
-                        best_state = copy.deepcopy(self.model.state_dict())
-                        result.best_valid = {k[6:]: v for k, v in record.items() if k.startswith("valid_")}
-                    else:
-                        stale += cfg.eval_every
-                record["elapsed_seconds"] = time.perf_counter() - start
-                result.history.append(record)
-                for callback in self.callbacks:
+            epochs = progress.add_task("training", total=cfg.epochs, completed=self.state.epoch, status="") \
+                if progress else None
+            while not self.state.stopped and self.state.epoch < cfg.epochs:
+                record = self._run_epoch(self.state.epoch + 1, clock, progress)
+                final = self.state.stopped or self.state.epoch >= cfg.epochs
+                if checkpoint is not None and checkpoint.due(self.state.epoch, final):
+                    checkpoint.save(self.state_dict(), self.state.epoch, cfg.epochs)
+                for callback in self.callbacks:  # after the checkpoint: a callback may interrupt
                     callback(record)
                 if progress is not None and epochs is not None:
-                    progress.update(epochs, advance=1, status=_status(record, best_score, cfg.monitor))
-                    if not progress.console.is_terminal:  # logs get one line per epoch
-                        progress.console.print(f"epoch {epoch}: {_status(record, best_score, cfg.monitor)} "
-                                               f"[{record['elapsed_seconds']:.0f} s]")
-                if cfg.patience and stale >= cfg.patience and not self.distilling:
-                    break
-                over_budget = bool(cfg.time_budget) and record["elapsed_seconds"] >= cfg.time_budget
-                if self.dist.any(over_budget, self.device):  # ranks' clocks differ; stop together
-                    break
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+                    self._show(progress, epochs, record)
+        return self._result()
+
+    def _run_epoch(self, epoch: int, clock: float, progress: Progress | None) -> dict[str, float]:
+        """Train and (when due) validate one epoch; update the loop state, including whether to stop."""
+        cfg, state = self.config, self.state
+        self.epoch = epoch
+        if self.distilling and epoch >= self.guide.config.fine_tune_epoch:  # type: ignore[union-attr]
+            self.start_fine_tuning()
+            state.best_score, state.stale = -1.0, 0  # keep the best fine-tuned epoch, as the original keeps the last
+        record = self._train_record(epoch, progress)
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            record |= {f"valid_{k}": v for k, v in self.validate().items()}
+            score = record[f"valid_{cfg.monitor}"]
+            if score > state.best_score:
+                state.best_score, state.stale, state.best_epoch = score, 0, epoch
+                state.best_state = copy.deepcopy(self.model.state_dict())
+                state.best_valid = {k[6:]: v for k, v in record.items() if k.startswith("valid_")}
+            else:
+                state.stale += cfg.eval_every
+        record["elapsed_seconds"] = time.perf_counter() - clock
+        state.epoch, state.elapsed = epoch, record["elapsed_seconds"]
+        state.history.append(record)
+        state.stopped = self._stopping() and epoch < cfg.epochs
+        return record
+
+    def _stopping(self) -> bool:
+        """Early stopping (never during distillation's first phase) or the time budget; ranks decide together."""
+        cfg, state = self.config, self.state
+        patience = bool(cfg.patience) and state.stale >= cfg.patience and not self.distilling
+        over_budget = bool(cfg.time_budget) and state.elapsed >= cfg.time_budget
+        return patience or self.dist.any(over_budget, self.device)  # ranks' clocks differ; stop together
+
+    def _result(self) -> TrainResult:
+        state = self.state
+        if state.best_state is not None:
+            self.model.load_state_dict(state.best_state)
         if self.auxiliary is not None:
             self.auxiliary.end_training()
-        result.seconds = time.perf_counter() - start
-        return result
+        return TrainResult(self.model, state.history, state.best_epoch, state.best_valid, state.elapsed)
+
+    def _show(self, progress: Progress, task: TaskID, record: dict[str, float]) -> None:
+        status = _status(record, self.state.best_score, self.config.monitor)
+        progress.update(task, advance=1, status=status)
+        if not progress.console.is_terminal:  # logs get one line per epoch
+            progress.console.print(f"epoch {record['epoch']}: {status} [{record['elapsed_seconds']:.0f} s]")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs: weights, optimiser, loss terms, random streams and the loop state."""
+        state = self.state
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "guide": self.guide.state_dict() if self.guide is not None else {},
+            "auxiliary": self.auxiliary.checkpoint_state() if self.auxiliary is not None else {},
+            "rng": self.dist.gather_objects(rng_state(self.generator, self.rng)),
+            "loop": {"epoch": state.epoch, "history": state.history, "best_score": state.best_score,
+                     "best_epoch": state.best_epoch, "best_valid": state.best_valid, "best_state": state.best_state,
+                     "stale": state.stale, "elapsed": state.elapsed, "stopped": state.stopped,
+                     "fine_tuning": not self.distilling and self.guide is not None},
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Continue from `state_dict()`'s output (random streams of this rank, or rank 0's on another world)."""
+        self.model.load_state_dict(saved["model"])
+        if self.guide is not None:
+            self.guide.load_state_dict(saved["guide"])
+        if self.auxiliary is not None:
+            self.auxiliary.restore_checkpoint_state(saved["auxiliary"])
+        loop = dict(saved["loop"])
+        if loop.pop("fine_tuning"):
+            self.start_fine_tuning()
+        self.optimizer.load_state_dict(saved["optimizer"])  # after the objective: its parameters are the same
+        self.state = LoopState(**loop, fine_tuning=not self.distilling and self.guide is not None)
+        streams = saved["rng"]
+        restore_rng_state(streams[self.dist.rank] if len(streams) == self.dist.world else streams[0],
+                          self.generator, self.rng)
 
     def _progress(self) -> contextlib.AbstractContextManager:
         if not self.show_progress:
