@@ -43,7 +43,9 @@ def _print_metrics(path: Path, keys: tuple[str, ...]) -> None:
     for key in keys:
         if key in metrics:
             value = metrics[key]
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+            shown = "n/a (no valid answers)" if value is None else f"{value:.4f}" if isinstance(value, float) \
+                else str(value)
+            table.add_row(key, shown)
     console.print(table)
 
 
@@ -58,6 +60,11 @@ def sketch(data: Data = "movies-tv", data_dir: DataDir = None, limit_users: Limi
                                                    "folder.")] = "terms",
            endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for naming.")] = None,
            endpoint_model: Annotated[str | None, typer.Option(help="Model name at --endpoint.")] = None,
+           api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the API key for "
+                                                            "--endpoint (e.g. OPENAI_API_KEY); without it no key "
+                                                            "is sent.")] = None,
+           allow_http: Annotated[bool, typer.Option(help="Allow plain http:// to a non-local --endpoint (prompts "
+                                                         "and key travel unencrypted).")] = False,
            tokenizer: Annotated[str, typer.Option(help="Model whose tokenizer counts prompt tokens.")] = "smollm2",
            seed: Annotated[int, typer.Option(help="k-means seed.")] = 0) -> None:
     """Cluster item texts into named topics; every prompt's sketch then uses only the history before its target."""
@@ -67,7 +74,7 @@ def sketch(data: Data = "movies-tv", data_dir: DataDir = None, limit_users: Limi
     with interruptible():
         path = sketch_stage(rating_data, _out(out, "sketch"), embedder=embedder, n_clusters=clusters, top_k=top_k,
                             theta=theta, namer=namer, endpoint=endpoint, endpoint_model=endpoint_model,
-                            tokenizer=tokenizer, seed=seed, source=data)
+                            api_key_env=api_key_env, allow_http=allow_http, tokenizer=tokenizer, seed=seed, source=data)
     _print_metrics(path, ("topics", "items", "prompt_tokens_sketch", "prompt_tokens_raw", "token_reduction",
                           "seconds"))
 

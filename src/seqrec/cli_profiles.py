@@ -16,6 +16,11 @@ from seqrec.errors import SeqrecError
 if TYPE_CHECKING:
     from seqrec.distill.chat import ChatBackend
 
+ApiKeyEnv = Annotated[str | None, typer.Option(
+    help="Environment variable holding the API key for --endpoint (e.g. OPENAI_API_KEY); without it no key is sent.")]
+AllowHttp = Annotated[bool, typer.Option(
+    help="Allow plain http:// to a non-local --endpoint (prompts and key travel unencrypted).")]
+
 profiles_app = typer.Typer(no_args_is_help=True, help="User profiles for distillation: texts and embeddings.")
 WRITERS = ("deterministic", "llm")
 
@@ -34,6 +39,8 @@ def profiles_write(
     endpoint: Annotated[str | None, typer.Option(help="llm: OpenAI-compatible base URL (instead of --model).")]
     = None,
     endpoint_model: Annotated[str | None, typer.Option(help="llm: model name at --endpoint.")] = None,
+    api_key_env: ApiKeyEnv = None,
+    allow_http: AllowHttp = False,
     prompt: Annotated[str, typer.Option(help="llm: short, long or aspects (several profiles per user).")] = "short",
     batch_size: Annotated[int, typer.Option(help="llm: conversations per generation call.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="llm: reply length limit in tokens.")] = 300,
@@ -58,7 +65,9 @@ def profiles_write(
         raise SeqrecError("--limit must be >= 1")
     data = load(DataConfig(name=dataset, split=split or get_spec(dataset).default_split, data_dir=data_dir))
     users = np.arange(min(limit, data.num_users)) if limit else None
-    backend = chat_backend(model, gguf_file, endpoint, endpoint_model) if writer == "llm" else None
+    backend = None
+    if writer == "llm":
+        backend = chat_backend(model, gguf_file, endpoint, endpoint_model, api_key_env, allow_http)
     with interrupted_says(f"profiles written so far are kept in {out}; rerun to resume"):
         if backend is None:
             report = write_profile_file(data, out, users)
@@ -84,15 +93,17 @@ def interrupted_says(message: str) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def chat_backend(model: str, gguf_file: str | None, endpoint: str | None, endpoint_model: str | None
-                 ) -> ChatBackend:
+def chat_backend(model: str, gguf_file: str | None, endpoint: str | None, endpoint_model: str | None,
+                 api_key_env: str | None = None, allow_http: bool = False) -> ChatBackend:
     """An OpenAI-compatible endpoint when --endpoint is given, else a local transformers model."""
     from seqrec.distill.chat import OpenAICompatibleChat, TransformersChat
 
     if endpoint:
         if not endpoint_model:
             raise SeqrecError("--endpoint needs --endpoint-model (the model name the server serves)")
-        return OpenAICompatibleChat(endpoint, endpoint_model)
+        return OpenAICompatibleChat(endpoint, endpoint_model, api_key_env=api_key_env, allow_http=allow_http)
+    if api_key_env or allow_http:
+        raise SeqrecError("--api-key-env and --allow-http apply to --endpoint only; add --endpoint URL or drop them")
     console.print(f"loading chat model {model} ...")
     return TransformersChat(model, gguf_file=gguf_file)
 

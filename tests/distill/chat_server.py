@@ -7,11 +7,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @contextmanager
-def canned_chat_server(reply: str = "Enjoys drama; 60% Drama.") -> Iterator[tuple[str, list[dict]]]:
-    """Yields (base URL, received requests); every POST to /v1/chat/completions gets `reply` + a counter."""
+def canned_chat_server(reply: Any = "Enjoys drama; 60% Drama.", exact: bool = False
+                       ) -> Iterator[tuple[str, list[dict]]]:
+    """Yields (base URL, received requests); every POST to /v1/chat/completions gets `reply` + a counter as its
+    content (`exact`: `reply` itself, any JSON value); a POST under /redirect/ is redirected there (HTTP 302)."""
     received: list[dict] = []
     lock = threading.Lock()
 
@@ -21,16 +24,29 @@ def canned_chat_server(reply: str = "Enjoys drama; 60% Drama.") -> Iterator[tupl
             with lock:
                 received.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
                 n = len(received)
+            if self.path.startswith("/redirect/"):
+                self.send_response(302)
+                self.send_header("Location", self.path.removeprefix("/redirect"))
+                self.end_headers()
+                return
             if self.path != "/v1/chat/completions":
                 self.send_response(404)
                 self.end_headers()
                 self.wfile.write(b'{"error": "not found"}')
                 return
-            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": f" {reply} #{n} "}}]})
+            content = reply if exact else f" {reply} #{n} "
+            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content},
+                                               "finish_reason": "stop"}]})
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(payload.encode())
+
+        def do_GET(self) -> None:  # noqa: N802  (a followed redirect arrives as GET: recorded, refused)
+            with lock:
+                received.append({"path": self.path, "auth": self.headers.get("Authorization"), "method": "GET"})
+            self.send_response(405)
+            self.end_headers()
 
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass

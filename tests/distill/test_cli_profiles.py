@@ -64,8 +64,21 @@ def test_llm_writer_through_an_endpoint(tmp_path: Path) -> None:
     assert {a: len(u) for a, u in read_profile_texts(out).items()} == {"needs": 2, "categories": 2, "patterns": 2}
 
 
+def test_the_endpoint_gets_a_key_only_from_api_key_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "ambient-secret")
+    monkeypatch.setenv("SEQREC_TEST_KEY", "named-secret")
+    with canned_chat_server() as (url, received):
+        for name, extra in (("a", []), ("b", ["--api-key-env", "SEQREC_TEST_KEY"])):
+            result = runner.invoke(cli.app, ["profiles", "write", "synthetic", "--out", str(tmp_path / f"{name}.jsonl"),
+                                             "--writer", "llm", "--endpoint", url, "--endpoint-model", "m",
+                                             "--limit", "1", *extra])
+            assert result.exit_code == 0, result.output
+    assert [r["auth"] for r in received] == [None, "Bearer named-secret"]
+
+
 def test_user_mistakes_exit_2_without_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     out = str(tmp_path / "p.jsonl")
+    monkeypatch.delenv("SEQREC_TEST_UNSET_KEY", raising=False)
     cases = [
         (["profiles", "write", "synthetic", "--out", out, "--writer", "magic"], "unknown --writer 'magic'"),
         (["profiles", "write", "nope", "--out", out], "unknown dataset 'nope'"),
@@ -73,6 +86,13 @@ def test_user_mistakes_exit_2_without_traceback(tmp_path: Path, monkeypatch: pyt
          "--endpoint needs --endpoint-model"),
         (["profiles", "write", "synthetic", "--out", out, "--writer", "llm", "--endpoint", "http://127.0.0.1:9",
           "--endpoint-model", "m", "--limit", "1"], "cannot reach the chat endpoint http://127.0.0.1:9"),
+        (["profiles", "write", "synthetic", "--out", out, "--writer", "llm", "--endpoint", "http://example.com/v1",
+          "--endpoint-model", "m"], "refusing plain http to the non-local endpoint http://example.com/v1"),
+        (["profiles", "write", "synthetic", "--out", out, "--writer", "llm", "--endpoint", "https://example.com/v1",
+          "--endpoint-model", "m", "--api-key-env", "SEQREC_TEST_UNSET_KEY"],
+         "the API key variable SEQREC_TEST_UNSET_KEY (--api-key-env / api_key_env) is unset or empty"),
+        (["profiles", "write", "synthetic", "--out", out, "--writer", "llm", "--api-key-env", "OPENAI_API_KEY"],
+         "--api-key-env and --allow-http apply to --endpoint only"),
         (["profiles", "embed", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "e.json")],
          "profile text file not found"),
     ]

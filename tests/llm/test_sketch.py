@@ -258,6 +258,34 @@ def test_llm_naming_cache_resumes_after_a_failing_endpoint(data: RatingData, tmp
         read_name_cache(cache)
 
 
+def test_the_sketch_stage_names_topics_at_an_endpoint_safely(data: RatingData, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqrec.distill.chat import OpenAICompatibleChat
+    from seqrec.llm.stage_sketch import sketch_stage
+
+    def stage(name: str, url: str | None, **options: object) -> Path:
+        return sketch_stage(data, tmp_path / name, embedder=fake_embedder, n_clusters=K, top_k=5, tokenizer=None,
+                            endpoint=url, endpoint_model="m", **options)
+
+    with pytest.raises(ConfigError, match="plain http to the non-local endpoint http://example.com/v1.*--allow-http"):
+        stage("a", "http://example.com/v1")
+    with pytest.raises(ConfigError, match="apply to --endpoint only"):
+        stage("d", None, allow_http=True)
+    monkeypatch.delenv("SEQREC_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="SEQREC_TEST_KEY .* is unset or empty"):
+        stage("b", "https://example.com/v1", api_key_env="SEQREC_TEST_KEY")
+    monkeypatch.setenv("SEQREC_TEST_KEY", "secret")
+    seen: list[tuple[str, str | None]] = []
+
+    def answer(self: OpenAICompatibleChat, conversations: list, max_new_tokens: int) -> list[str]:
+        seen.append((self.url, self.api_key))  # no request is sent
+        return ["Theme: Named"] * len(conversations)
+
+    monkeypatch.setattr(OpenAICompatibleChat, "generate", answer)
+    stage("c", "http://example.com/v1", api_key_env="SEQREC_TEST_KEY", allow_http=True)
+    assert seen and set(seen) == {("http://example.com/v1/chat/completions", "secret")}
+
+
 # ---------------------------------------------------------------- errors and prompt length
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from seqrec.errors import ConfigError
 from seqrec.llm.rows import RatingData
 from seqrec.llm.siren import SKETCH_FILE
 from seqrec.llm.stage_runs import save_stage
@@ -18,13 +19,17 @@ NAME_CACHE, EXAMPLES = "topic_names.jsonl", "examples.jsonl"
 
 def sketch_stage(data: RatingData, out: Path, *, embedder: str | Embedder = "all-MiniLM-L6-v2", n_clusters: int = 20,
                  top_k: int = 100, theta: float = 4.0, namer: str = "terms", endpoint: str | None = None,
-                 endpoint_model: str | None = None, tokenizer: str | None = "smollm2", max_history: int = 10,
-                 seed: int = 0, source: str = "") -> Path:
-    """Build the sketcher from `data`'s items and write it with a token report on the test rows to `out`."""
+                 endpoint_model: str | None = None, api_key_env: str | None = None, allow_http: bool = False,
+                 tokenizer: str | None = "smollm2", max_history: int = 10, seed: int = 0, source: str = "") -> Path:
+    """Build the sketcher from `data`'s items and write it with a token report on the test rows to `out`.
+
+    `endpoint` (an OpenAI-compatible base URL) names topics with `endpoint_model` there; `api_key_env` names the
+    environment variable holding its API key (none is sent otherwise); `allow_http` permits plain http to a
+    non-local host."""
     from seqrec.llm.sketch import build_sketcher, prompt_token_report
 
     start = time.perf_counter()
-    backend = _namer(namer, endpoint, endpoint_model)
+    backend = _namer(namer, endpoint, endpoint_model, api_key_env, allow_http)
     cache = Path(out).with_name(Path(out).name + "." + NAME_CACHE) if backend is not None else None
     sketcher = build_sketcher(data.items(), embedder=embedder, n_clusters=n_clusters, theta=theta, top_k=top_k,
                               namer=backend, cache=cache, seed=seed, category=data.category)
@@ -52,11 +57,14 @@ def sketch_stage(data: RatingData, out: Path, *, embedder: str | Embedder = "all
     return path
 
 
-def _namer(namer: str, endpoint: str | None, endpoint_model: str | None) -> Any:
+def _namer(namer: str, endpoint: str | None, endpoint_model: str | None, api_key_env: str | None,
+           allow_http: bool) -> Any:
     from seqrec.distill.chat import OpenAICompatibleChat, TransformersChat
 
     if endpoint:
-        return OpenAICompatibleChat(endpoint, endpoint_model or namer)
+        return OpenAICompatibleChat(endpoint, endpoint_model or namer, api_key_env=api_key_env, allow_http=allow_http)
+    if api_key_env or allow_http:
+        raise ConfigError("--api-key-env and --allow-http apply to --endpoint only; add --endpoint URL or drop them")
     return None if namer == "terms" else TransformersChat(namer)
 
 
