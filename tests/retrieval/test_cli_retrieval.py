@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -63,3 +65,17 @@ def test_bad_base_runs_are_one_line_errors(runs: Path, monkeypatch, capsys) -> N
     assert_cli_error(["train", str(config), "--output-dir", str(runs / "runs"), "--set",
                       f"retrieval.base_run={base}"], "retrieval.top_k", monkeypatch, capsys)
     assert_cli_error(["train", str(config), "--set", "retrieval.alpha=2"], "retrieval.alpha", monkeypatch, capsys)
+
+
+def test_damaged_knowledge_base_arrays_ask_for_retraining(runs: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """Next items outside the run's catalogue: `rebuild-index` cannot repair them, so both commands say retrain."""
+    path = tmp_path / "ftragrec"
+    shutil.copytree(runs / "runs" / "ftragrec-synthetic", path)
+    with np.load(path / "knowledge_base.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["targets"][3] = len(load_run(runs / "runs" / "ftragrec-synthetic").recommender.item_map) + 1
+    with open(path / "knowledge_base.npz", "wb") as f:
+        np.savez(f, **arrays)
+    for command in ("evaluate", "rebuild-index"):
+        assert_cli_error([command, str(path)], "knowledge_base.npz is damaged (targets[3]", monkeypatch, capsys)
+    assert_cli_error(["evaluate", str(path)], "retrain the run", monkeypatch, capsys)

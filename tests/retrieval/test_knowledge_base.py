@@ -13,6 +13,7 @@ import seqrec.retrieval.knowledge_base as kb_module
 from seqrec.errors import ConfigError, RunError, SeqrecError
 from seqrec.retrieval.knowledge_base import (
     INDEX_NAME,
+    NPZ_NAME,
     KnowledgeBase,
     Neighbours,
     default_nlist,
@@ -253,3 +254,66 @@ def test_require_faiss_without_faiss(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(SeqrecError, match=r"seqrec\[retrieval\]"):
         require_faiss()
+
+
+def _rewrite_npz(folder: Path, **changes: np.ndarray) -> None:
+    with np.load(folder / NPZ_NAME) as z:
+        arrays = {k: z[k] for k in z.files}
+    with open(folder / NPZ_NAME, "wb") as f:
+        np.savez(f, **{**arrays, **changes})
+
+
+def _set(entries: dict[str, np.ndarray], name: str, row: int, value: float) -> np.ndarray:
+    array = entries[name].copy()
+    array[row] = value
+    return array
+
+
+BAD_ARRAYS = {  # what a damaged knowledge_base.npz can hold, and what the error says
+    "negative target": (lambda e: {"targets": _set(e, "targets", 7, -3)}, r"targets\[7\] = -3: next items must be 1"),
+    "padding target": (lambda e: {"targets": _set(e, "targets", 0, 0)}, r"targets\[0\] = 0"),
+    "target past the catalogue": (lambda e: {"targets": _set(e, "targets", 5, 50)}, r"targets\[5\] = 50.*1\.\.49"),
+    "negative user": (lambda e: {"users": _set(e, "users", 2, -1)}, r"users\[2\] = -1"),
+    "empty prefix": (lambda e: {"lengths": _set(e, "lengths", 3, 0)}, r"lengths\[3\] = 0"),
+    "short targets": (lambda e: {"targets": e["targets"][:-4]}, r"targets must have shape \(300,\)"),
+    "long users": (lambda e: {"users": np.concatenate([e["users"], [1]])}, r"users must have shape \(300,\)"),
+    "float lengths": (lambda e: {"lengths": e["lengths"] * 1.0}, "lengths must hold integers"),
+    "non-finite keys": (lambda e: {"keys": _set(e, "keys", 1, np.nan)}, "keys must hold finite floats"),
+    "bad settings": (lambda e: {"nprobe": np.int64(0)}, "index settings"),
+    "settings not a number": (lambda e: {"nlist": np.arange(3)}, "TypeError"),
+    "missing array": (lambda e: {}, "users is not a file"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(BAD_ARRAYS))
+def test_damaged_arrays_are_run_errors_that_ask_for_retraining(tmp_path: Path, entries: dict[str, np.ndarray],
+                                                                damage: str) -> None:
+    KnowledgeBase.build(**entries).save(tmp_path)
+    change, message = BAD_ARRAYS[damage]
+    _rewrite_npz(tmp_path, **change(entries))
+    if damage == "missing array":
+        with np.load(tmp_path / NPZ_NAME) as z:
+            kept = {k: z[k] for k in z.files if k != "users"}
+        with open(tmp_path / NPZ_NAME, "wb") as f:
+            np.savez(f, **kept)
+    for rebuild in (False, True):  # re-indexing cannot repair the stored arrays
+        with pytest.raises(RunError, match=rf"{NPZ_NAME} is (damaged|unreadable).*{message}.*retrain the run"):
+            KnowledgeBase.load(tmp_path, rebuild=rebuild, num_items=49)
+
+
+@pytest.mark.parametrize("cut", ["half", "empty", "garbage"])
+def test_truncated_npz_is_a_run_error(tmp_path: Path, entries: dict[str, np.ndarray], cut: str) -> None:
+    KnowledgeBase.build(**entries).save(tmp_path)
+    good = (tmp_path / NPZ_NAME).read_bytes()
+    (tmp_path / NPZ_NAME).write_bytes({"half": good[: len(good) // 2], "empty": b"", "garbage": b"x" * 100}[cut])
+    with pytest.raises(RunError, match=rf"{NPZ_NAME} is unreadable.*retrain the run"):
+        KnowledgeBase.load(tmp_path)
+
+
+def test_targets_are_only_bounded_by_the_catalogue_when_known(tmp_path: Path, entries: dict[str, np.ndarray]) -> None:
+    KnowledgeBase.build(**entries).save(tmp_path)
+    top = int(entries["targets"].max())
+    assert len(KnowledgeBase.load(tmp_path, num_items=top)) == len(entries["keys"])
+    assert len(KnowledgeBase.load(tmp_path)) == len(entries["keys"])
+    with pytest.raises(RunError, match=rf"next items must be 1\.\.{top - 1}"):
+        KnowledgeBase.load(tmp_path, num_items=top - 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,14 @@ def sae_run(base_run: Run, steer_data: SplitData) -> SAERun:
 def sae_path(run: SAERun) -> Path:
     assert run.path is not None
     return run.path
+
+
+@pytest.fixture
+def sae_copy(sae_run: SAERun, tmp_path: Path) -> Path:
+    """A private copy of the base run with the SAE run inside (no probe cache), for tests that damage files."""
+    base = tmp_path / "base"
+    shutil.copytree(sae_run.base.path, base)  # type: ignore[arg-type]
+    copy = base / sae_path(sae_run).name
+    for cached in copy.glob("probe-*"):
+        cached.unlink()
+    return copy

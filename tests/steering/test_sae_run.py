@@ -68,3 +68,78 @@ def test_damaged_weights_and_foreign_directories(sae_run: SAERun, tmp_path: Path
         load_sae_run(path)
     with pytest.raises(RunError, match="not an SAE run"):
         load_sae_run(sae_run.base.path)  # type: ignore[arg-type]
+
+
+def _edit(file: Path, **changes: object) -> None:
+    meta = yaml.safe_load(file.read_text())
+    file.write_text(yaml.safe_dump({**meta, **changes}))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("base_run: [..\nsae: {k: 4", r"sae\.yaml:\d+: invalid YAML.*retrain the SAE"),
+    ("- just\n- a list\n", r"sae\.yaml.*retrain the SAE"),
+])
+def test_damaged_sae_yaml(sae_copy: Path, text: str, message: str) -> None:
+    (sae_copy / SAE_CONFIG).write_text(text)
+    with pytest.raises(RunError, match=message):
+        load_sae_run(sae_copy)
+
+
+def test_sae_yaml_that_is_not_text(sae_copy: Path) -> None:
+    (sae_copy / SAE_CONFIG).write_bytes(b"\xff\xfe\x00base_run\x9c")
+    with pytest.raises(RunError, match=r"sae\.yaml.*retrain the SAE"):
+        load_sae_run(sae_copy)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"latents": 2}, r"sae\.yaml is damaged .*sae\.k.*retrain the SAE"),  # k=4 > 2 latents
+    ({"latents": -5}, r"sae\.yaml is damaged .*retrain the SAE"),
+    ({"base_run": None}, r"sae\.yaml is damaged \(base_run must be .*got None\)"),
+    ({"base_run": 3}, r"sae\.yaml is damaged \(base_run must be"),
+])
+def test_inconsistent_sae_yaml(sae_copy: Path, changes: dict, message: str) -> None:
+    _edit(sae_copy / SAE_CONFIG, **changes)
+    with pytest.raises(RunError, match=message):
+        load_sae_run(sae_copy)
+
+
+@pytest.mark.parametrize("pointer", [".", "", "../{name}", "./"])
+def test_sae_run_pointing_at_itself(sae_copy: Path, pointer: str) -> None:
+    _edit(sae_copy / SAE_CONFIG, base_run=pointer.format(name=sae_copy.name))
+    with pytest.raises(RunError, match=r"sae\.yaml.*(points at this run itself|base_run must be)"):
+        load_sae_run(sae_copy)
+
+
+def test_sae_runs_pointing_at_each_other(sae_copy: Path) -> None:
+    other = sae_copy.parent / "sae-under-test"  # a name no other test uses
+    shutil.copytree(sae_copy, other)
+    _edit(sae_copy / SAE_CONFIG, base_run=f"../{other.name}")
+    _edit(other / SAE_CONFIG, base_run=f"../{sae_copy.name}")
+    with pytest.raises(RunError, match=rf"{sae_copy / SAE_CONFIG}: base_run \.\./{other.name} is a derived run"):
+        load_sae_run(sae_copy)
+
+
+def test_base_run_that_is_not_a_run(sae_copy: Path) -> None:
+    empty = sae_copy.parent / "not-a-run"
+    empty.mkdir()
+    _edit(sae_copy / SAE_CONFIG, base_run=f"../{empty.name}")
+    message = rf"base run of .*sae\.yaml: base_run \.\./{empty.name}.*not a complete seqrec run"
+    with pytest.raises(RunError, match=message):
+        load_sae_run(sae_copy)
+
+
+@pytest.mark.parametrize(("name", "text"), [("metrics.json", '{"valid_fvu": 0.1,'),
+                                            ("history.jsonl", '{"epoch": 0}\n{"epoch": \n')])
+def test_damaged_records_of_an_sae_run(sae_copy: Path, name: str, text: str) -> None:
+    """metrics.json / history.jsonl are read by seqrec.runs.read_records (with files.read_json*)."""
+    (sae_copy / name).write_text(text)
+    with pytest.raises(RunError, match=rf"{name}:\d+: damaged JSON"):
+        load_sae_run(sae_copy)
+
+
+def test_base_run_behind_a_symbolic_link_loop(sae_copy: Path) -> None:
+    (sae_copy.parent / "loop-a").symlink_to("loop-b")
+    (sae_copy.parent / "loop-b").symlink_to("loop-a")
+    _edit(sae_copy / SAE_CONFIG, base_run="../loop-a")
+    with pytest.raises(RunError, match=r"sae\.yaml: base_run: \.\./loop-a cannot be followed"):
+        load_sae_run(sae_copy)

@@ -156,12 +156,16 @@ class RetrievalAugmented(SequentialEncoder):
             users.append(train.users[rows, None].expand_as(real)[real].cpu())
             lengths.append(prefix_lengths(full[rows], inputs.shape[1])[real].cpu())
         self.train(was_training)
+        return self.use_knowledge(torch.cat(keys).numpy(), torch.cat(targets).numpy(), torch.cat(users).numpy(),
+                                  torch.cat(lengths).numpy())
+
+    def use_knowledge(self, keys: np.ndarray, targets: np.ndarray, users: np.ndarray, lengths: np.ndarray
+                      ) -> KnowledgeBase:
+        """Index these entries (keys [M, D]; targets, users, lengths [M]) as the knowledge base."""
         cfg = self.retrieval
         use_gpu = cfg.gpu_index and self.device.type == "cuda"
-        self.knowledge = KnowledgeBase.build(
-            torch.cat(keys).numpy(), torch.cat(targets).numpy(), torch.cat(users).numpy(),
-            torch.cat(lengths).numpy(), nlist=cfg.nlist, nprobe=cfg.nprobe, exact_below=cfg.exact_below,
-            use_gpu=use_gpu)
+        self.knowledge = KnowledgeBase.build(keys, targets, users, lengths, nlist=cfg.nlist, nprobe=cfg.nprobe,
+                                             exact_below=cfg.exact_below, use_gpu=use_gpu)
         if cfg.top_k > len(self.knowledge):
             raise ConfigError(f"retrieval.top_k={cfg.top_k} exceeds the knowledge base ({len(self.knowledge)} "
                               "training prefixes); lower it")
@@ -173,5 +177,5 @@ class RetrievalAugmented(SequentialEncoder):
             self.knowledge.save(folder)
 
     def load_extras(self, folder: Path, rebuild_index: bool = False) -> None:
-        self.knowledge = KnowledgeBase.load(folder, rebuild=rebuild_index,
+        self.knowledge = KnowledgeBase.load(folder, rebuild=rebuild_index, num_items=self.num_items,
                                             use_gpu=self.retrieval.gpu_index and self.device.type == "cuda")

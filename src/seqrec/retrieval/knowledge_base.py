@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,10 @@ from seqrec.files import write_file_atomically
 log = logging.getLogger(__name__)
 
 NPZ_NAME = "knowledge_base.npz"
+RETRAIN = ("retrain the run (`seqrec train CONFIG`); `seqrec rebuild-index` only re-indexes the stored keys and "
+           "cannot repair them")
+# what np.load raises on a truncated, emptied or otherwise damaged .npz
+NPZ_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
 INDEX_NAME = "knowledge_base.faiss"
 _warned_no_gpu = False
 
@@ -223,21 +228,33 @@ class KnowledgeBase:
         write_file_atomically(folder / INDEX_NAME, lambda tmp: require_faiss().write_index(index, tmp))
 
     @classmethod
-    def load(cls, folder: Path, *, rebuild: bool = False, use_gpu: bool = False) -> KnowledgeBase:
-        """Read a saved knowledge base; a bad index file raises RunError, or is rebuilt from the keys when rebuild."""
+    def load(cls, folder: Path, *, rebuild: bool = False, use_gpu: bool = False,
+             num_items: int | None = None) -> KnowledgeBase:
+        """Read a saved knowledge base; a bad index file raises RunError, or is rebuilt from the keys when rebuild.
+
+        Damaged stored arrays (unreadable, inconsistent lengths, next items outside 1..num_items, negative users,
+        empty prefixes) raise RunError too: `seqrec rebuild-index` only re-indexes the stored keys, so those need
+        the run retrained.
+        """
         folder = Path(folder)
         npz_path, index_path = folder / NPZ_NAME, folder / INDEX_NAME
         if not npz_path.is_file():
-            raise RunError(f"{npz_path} is missing; build the knowledge base before loading it")
+            raise RunError(f"{npz_path} is missing; {RETRAIN}")
         try:
             with np.load(npz_path) as z:
                 arrays = {name: z[name] for name in ("keys", "targets", "users", "lengths")}
                 settings = {name: int(z[name]) for name in ("nlist", "nprobe", "exact_below", "seed")}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-            raise RunError(f"{npz_path} is unreadable ({e}); build the knowledge base again") from None
-        keys = _as_matrix(arrays["keys"], "keys")
-        n, d = keys.shape
-        targets, users, lengths = (_as_ids(arrays[name], name, n) for name in ("targets", "users", "lengths"))
+        except NPZ_ERRORS as e:
+            raise RunError(f"{npz_path} is unreadable ({type(e).__name__}: {e}); {RETRAIN}") from None
+        try:
+            keys = _as_matrix(arrays["keys"], "keys")
+            n, d = keys.shape
+            targets, users, lengths = (_as_ids(arrays[name], name, n) for name in ("targets", "users", "lengths"))
+        except SeqrecError as e:
+            raise RunError(f"{npz_path} is damaged ({e}); {RETRAIN}") from None
+        problem = _entry_problem(targets, users, lengths, settings, num_items)
+        if problem:
+            raise RunError(f"{npz_path} is damaged ({problem}); {RETRAIN}")
         faiss = require_faiss()
         try:
             index = _read_index(faiss, index_path, n, d)
@@ -252,3 +269,19 @@ class KnowledgeBase:
             index.nprobe = settings["nprobe"]
         index, on_gpu = _to_device(faiss, index, use_gpu)
         return cls(keys, targets, users, lengths, index, settings, on_gpu)
+
+
+def _entry_problem(targets: np.ndarray, users: np.ndarray, lengths: np.ndarray, settings: dict[str, int],
+                   num_items: int | None) -> str:
+    """What is wrong with stored entries (next items 1..num_items, users >= 0, prefixes >= 1 item); "" if fine."""
+    top = "" if num_items is None else f"..{num_items}"
+    bad_target = (targets < 1) | (targets > num_items) if num_items is not None else targets < 1
+    for name, values, bad, rule in (("targets", targets, bad_target, f"next items must be 1{top}"),
+                                    ("users", users, users < 0, "users must be >= 0"),
+                                    ("lengths", lengths, lengths < 1, "prefix lengths must be >= 1")):
+        if bad.any():
+            row = int(np.argmax(bad))
+            return f"{name}[{row}] = {values[row]}: {rule}; {int(bad.sum())} of {len(values)} entries are out of range"
+    if settings["nlist"] < 0 or settings["nprobe"] < 1 or settings["exact_below"] < 0:
+        return f"index settings {settings} are invalid"
+    return ""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import torch
 from seqrec.data.splits import EvalSplit
 from seqrec.errors import RunError, SeqrecError
 from seqrec.evaluation.evaluate import mask_seen_items
+from seqrec.files import read_json
 from seqrec.models.base import SequentialEncoder
 from seqrec.runs import write_atomically
 from seqrec.steering.activations import user_vectors
@@ -28,6 +31,8 @@ from seqrec.steering.sae import TopKSAE
 
 DEFAULT_SCALES = (10.0, 0.1)
 SWEEP_META, SWEEP_ARRAYS, SCORE_TABLE = "sweep.json", "sweep.npz", "latent_scores.csv"
+# what np.load raises on a truncated, emptied or otherwise damaged .npz
+NPZ_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass
@@ -171,19 +176,45 @@ def save_sweep(sweep: LatentSweep, path: str | Path, item_counts: dict[str, int]
     return sweep.path
 
 
-def load_sweep(path: str | Path) -> LatentSweep:
+def load_sweep(path: str | Path, latents: int | None = None) -> LatentSweep:
+    """Read a sweep written by `save_sweep`; a damaged or inconsistent one (or one over another number of
+    latents than `latents`) raises RunError naming the file."""
     path = Path(path)
     if not (path / SWEEP_META).is_file() or not (path / SWEEP_ARRAYS).is_file():
         raise RunError(f"{path} is not a latent sweep (expected {SWEEP_META} and {SWEEP_ARRAYS}); "
                        "create one with `seqrec sae sweep SAE_RUN --attributes …`")
+    fix = f"delete {path} and run `seqrec sae sweep` again"
+    meta = read_json(path / SWEEP_META, fix)
     try:
-        meta = json.loads((path / SWEEP_META).read_text())
-        arrays = np.load(path / SWEEP_ARRAYS)
-        return LatentSweep(list(meta["attributes"]), tuple(meta["scales"]), arrays["ratios"], arrays["base_ratios"],
-                           arrays["case_counts"], int(meta["top"]), str(meta["split"]), bool(meta["mask_seen"]),
-                           float(meta["seconds"]), path)
-    except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
-        raise RunError(f"the latent sweep at {path} is damaged ({exc}); run `seqrec sae sweep` again") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("attributes"), list) or not meta["attributes"]:
+            raise ValueError("expected a mapping with a non-empty list of attributes")
+        attributes, scales = [str(a) for a in meta["attributes"]], check_scales(tuple(meta["scales"]))
+        top, split, mask_seen = int(meta["top"]), str(meta["split"]), meta["mask_seen"]
+        seconds = float(meta["seconds"])
+        if top < 1 or split not in ("valid", "test") or not isinstance(mask_seen, bool):
+            raise ValueError(f"top={top}, split={split!r}, mask_seen={mask_seen!r}")
+    except (KeyError, TypeError, ValueError, SeqrecError) as exc:
+        raise RunError(f"{path / SWEEP_META} is damaged ({exc}); {fix}") from None
+    try:
+        with np.load(path / SWEEP_ARRAYS) as z:
+            ratios, base, counts = z["ratios"], z["base_ratios"], z["case_counts"]
+    except NPZ_ERRORS as exc:
+        raise RunError(f"{path / SWEEP_ARRAYS} is damaged or truncated ({type(exc).__name__}: {exc}); {fix}") from None
+    h = len(counts) if counts.ndim == 1 else -1
+    problem = ""
+    if ratios.shape != (len(scales), h, len(attributes)) or base.shape != (h, len(attributes)) or h < 1:
+        problem = (f"ratios {ratios.shape}, base_ratios {base.shape} and case_counts {counts.shape} do not fit "
+                   f"{len(scales)} scales × latents × {len(attributes)} attributes in {SWEEP_META}")
+    elif latents is not None and h != latents:
+        problem = f"it sweeps {h} latents, the SAE has {latents}"
+    elif not np.issubdtype(counts.dtype, np.integer) or (counts < 0).any():
+        problem = "case_counts must be counts (integers >= 0)"
+    elif not all(np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() and ((a > -1e-6) & (a < 1 + 1e-5)).all()
+                 for a in (ratios, base)):
+        problem = "the attribute shares must be finite numbers between 0 and 1"
+    if problem:
+        raise RunError(f"{path / SWEEP_ARRAYS} is inconsistent ({problem}); {fix}")
+    return LatentSweep(attributes, scales, ratios, base, counts, top, split, mask_seen, seconds, path)
 
 
 def plot_strongest(sweep: LatentSweep, file: Path, per_attribute: int = 3) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,22 @@ from seqrec.evaluation.evaluate import evaluate
 from seqrec.recommender import Recommender
 from seqrec.runs import Run, load_run, unique_run_dir
 from seqrec.steering.activations import position_vectors, sample_prefixes, user_vectors
-from seqrec.steering.popsteer import NeuronStats, PopularitySteering, check_concept, probe_popularity
+from seqrec.steering.popsteer import (
+    PROBE_FIX,
+    NeuronStats,
+    PopularitySteering,
+    check_concept,
+    label_settings,
+    probe_popularity,
+    settings_mismatch,
+)
 from seqrec.steering.sae import SAEConfig
 from seqrec.steering.sae_run import SAERun, load_sae_run, save_sae_run
 from seqrec.steering.sae_training import evaluate_fvu, fit_sae
 from seqrec.steering.steered import ScoringMode
 
 SUMMARY_METRICS = ("NDCG@10", "HR@10")
+DEFAULT_PROFILES = 8192  # synthetic profiles per polarity when nothing is cached or asked for
 
 
 def training_vectors(run: Run, data: SplitData, config: SAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,19 +75,45 @@ def train_sae(run: Run | str | Path, config: SAEConfig | None = None, data: Spli
     return sae_run
 
 
-def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popularity", profiles: int = 8192,
-          seed: int = 0) -> tuple[NeuronStats, bool]:
+def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popularity", profiles: int | None = None,
+          seed: int | None = None) -> tuple[NeuronStats, bool]:
     """Neuron statistics for `concept`, read from the SAE run if already probed, else computed (and saved).
 
-    Returns the statistics and whether they were computed now.
+    Returns the statistics and whether they were computed now; `stats.describe()` says which settings produced
+    them. The cache, `probe-<concept>.npz` in the SAE run, records those settings (profiles asked for, seed, and
+    a fingerprint of the head/tail item labels the profiles are drawn from):
+
+    - `profiles` / `seed` left as None (what `steer` and `popsteer` do): an existing probe is reused whatever its
+      size or seed — steering should use the probe the user made with `seqrec sae probe`, not silently redo it
+      with other settings. Without a cache, 8192 profiles and seed 0.
+    - `profiles` / `seed` given (what `seqrec sae probe --profiles N` does): the cache is reused only when it was
+      made with exactly those; otherwise the probe is recomputed and replaces it, with a warning that says which
+      settings differed.
+    - with `data`, the head/tail labels must match too (other labels select other neurons); a mismatch is
+      recomputed, keeping the cache's profiles and seed unless given.
+    - a damaged cache (truncated file, missing array, other neuron count) is recomputed with a warning.
+    Writes are atomic, so an interrupted probe never leaves a half-written cache.
     """
     check_concept(concept)
     file = sae_run.path / f"probe-{concept}.npz" if sae_run.path else None
+    cached = None
     if file is not None and file.exists():
-        return NeuronStats.load(file), False
+        try:
+            cached = NeuronStats.load(file, sae_run.sae.latents)
+        except RunError as exc:
+            warnings.warn(str(exc).removesuffix(f"; {PROBE_FIX}") + "; recomputing it", stacklevel=2)
+    wanted = {"profiles": profiles, "seed": seed, **(label_settings(data.item_stats) if data is not None else {})}
+    if cached is not None:
+        differ = settings_mismatch(cached.settings, wanted)
+        if not differ:
+            return cached, False
+        warnings.warn(f"{file} was computed with other settings ({differ}); recomputing it", stacklevel=2)
+        profiles = profiles if profiles is not None else cached.settings.get("profiles", cached.profiles)
+        seed = seed if seed is not None else cached.settings.get("seed", 0)
     data = data or run_data(sae_run.base)
     model = sae_run.base.model.eval()
-    stats = probe_popularity(model, sae_run.sae, data.train, data.item_stats, profiles=profiles, seed=seed)
+    stats = probe_popularity(model, sae_run.sae, data.train, data.item_stats,
+                             profiles=DEFAULT_PROFILES if profiles is None else profiles, seed=seed or 0)
     if file is not None:
         stats.save(file)
     return stats, True

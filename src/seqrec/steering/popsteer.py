@@ -4,13 +4,20 @@ Probe: popular-only and unpopular-only profiles (items drawn from the head / tai
 distribution, same lengths as real training prefixes) -> per-neuron pre-activation mean/std -> Cohen's d.
 Steer (Eq. 3/4): before ReLU/top-k, boost neurons with d < 0 by w·σ and dampen neurons with d > 0 by w·σ, with
 w_j = α·(|d_j| − min|d|)/(max_selected|d| − min|d|) on the N neurons of largest |d|.
+The statistics are cached in the SAE run as `probe-<concept>.npz` together with the settings that produced them.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import hashlib
+import io
+import json
+import zipfile
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,12 +25,17 @@ import torch
 from seqrec.data.catalog import HEAD, TAIL
 from seqrec.data.interactions import Sequences
 from seqrec.data.splits import ItemStats
-from seqrec.errors import SeqrecError
+from seqrec.errors import RunError, SeqrecError
+from seqrec.files import write_file_atomically, write_text_atomically
 from seqrec.models.base import SequentialEncoder
 from seqrec.steering.activations import sample_prefixes, user_vectors
 from seqrec.steering.sae import TopKSAE
 
 CONCEPTS = ("popularity",)
+STAT_ARRAYS = ("mean_pop", "std_pop", "mean_unpop", "std_unpop")
+PROBE_FIX = "delete it and probe again (`seqrec sae probe SAE_RUN`)"
+# what np.load raises on a truncated, emptied or otherwise damaged .npz
+NPZ_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass
@@ -34,7 +46,8 @@ class NeuronStats:
     std_pop: np.ndarray
     mean_unpop: np.ndarray
     std_unpop: np.ndarray
-    profiles: int = 0
+    profiles: int = 0  # profiles per polarity actually used (fewer than asked when the data has fewer prefixes)
+    settings: dict[str, Any] = field(default_factory=dict)  # what produced them (probe_settings); {} = unknown
 
     @property
     def cohens_d(self) -> np.ndarray:
@@ -43,21 +56,82 @@ class NeuronStats:
         diff = self.mean_pop - self.mean_unpop
         return np.divide(diff, pooled, out=np.zeros_like(diff), where=pooled > 0)
 
+    def describe(self) -> str:
+        """The settings in words, e.g. "8,192 profiles per polarity (seed 0; 12 head / 40 tail items)"."""
+        if not _valid_settings(self.settings):
+            return f"{self.profiles:,} profiles per polarity (other settings not recorded)"
+        s = self.settings
+        return (f"{self.profiles:,} profiles per polarity (asked for {s['profiles']:,}; seed {s['seed']}; "
+                f"{s['head_items']} head / {s['tail_items']} tail items)")
+
     def save(self, path: Path) -> None:
-        """`probe-popularity.npz` plus a readable CSV (neuron, means, stds, d) beside it."""
-        np.savez(path, mean_pop=self.mean_pop, std_pop=self.std_pop, mean_unpop=self.mean_unpop,
-                 std_unpop=self.std_unpop, profiles=self.profiles)
-        with open(path.with_suffix(".csv"), "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["neuron", "mean_pop", "std_pop", "mean_unpop", "std_unpop", "cohens_d"])
-            for j, row in enumerate(zip(self.mean_pop, self.std_pop, self.mean_unpop, self.std_unpop,
-                                        self.cohens_d, strict=True)):
-                writer.writerow([j, *(f"{v:.6g}" for v in row)])
+        """`probe-popularity.npz` (with the settings) plus a readable CSV (neuron, means, stds, d), each atomically."""
+
+        def write_npz(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the temporary name
+                np.savez(f, mean_pop=self.mean_pop, std_pop=self.std_pop, mean_unpop=self.mean_unpop,
+                         std_unpop=self.std_unpop, profiles=self.profiles, settings=json.dumps(self.settings))
+
+        write_file_atomically(path, write_npz)
+        out = io.StringIO(newline="")
+        writer = csv.writer(out)
+        writer.writerow(["neuron", "mean_pop", "std_pop", "mean_unpop", "std_unpop", "cohens_d"])
+        for j, row in enumerate(zip(self.mean_pop, self.std_pop, self.mean_unpop, self.std_unpop,
+                                    self.cohens_d, strict=True)):
+            writer.writerow([j, *(f"{v:.6g}" for v in row)])
+        write_text_atomically(path.with_suffix(".csv"), out.getvalue())
 
     @classmethod
-    def load(cls, path: Path) -> NeuronStats:
-        z = np.load(path)
-        return cls(z["mean_pop"], z["std_pop"], z["mean_unpop"], z["std_unpop"], int(z["profiles"]))
+    def load(cls, path: Path, latents: int | None = None) -> NeuronStats:
+        """Read a saved probe; a damaged one (or one with another neuron count than `latents`) raises RunError."""
+        try:
+            with np.load(path) as z:
+                arrays = [np.asarray(z[name], dtype=np.float64) for name in STAT_ARRAYS]
+                profiles = int(z["profiles"])
+                settings = json.loads(str(z["settings"])) if "settings" in z.files else {}  # older probes: none
+        except NPZ_ERRORS as exc:
+            raise RunError(f"{path} is damaged or truncated ({type(exc).__name__}: {exc}); {PROBE_FIX}") from None
+        h = arrays[0].shape[0] if arrays[0].ndim == 1 else 0
+        if any(a.shape != (h,) for a in arrays) or h == 0 or (latents is not None and h != latents):
+            shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(STAT_ARRAYS, arrays, strict=True))
+            raise RunError(f"{path} does not fit this SAE ({shapes}; the SAE has {latents} latents); {PROBE_FIX}")
+        if not all(np.isfinite(a).all() for a in arrays) or (arrays[1] < 0).any() or (arrays[3] < 0).any():
+            raise RunError(f"{path} holds non-finite means or negative deviations; {PROBE_FIX}")
+        if profiles < 1 or not (settings == {} or _valid_settings(settings)):
+            raise RunError(f"{path} has damaged settings ({settings!r}, {profiles} profiles); {PROBE_FIX}")
+        return cls(*arrays, profiles=profiles, settings=settings)
+
+
+def _valid_settings(settings: Any) -> bool:
+    """Settings as `probe_settings` writes them."""
+    types = {"profiles": int, "seed": int, "labels": str, "head_items": int, "tail_items": int}
+    return isinstance(settings, dict) and all(isinstance(settings.get(k), t) for k, t in types.items())
+
+
+def labels_digest(labels: np.ndarray) -> str:
+    """A short fingerprint of the head/mid/tail labels the probe drew its profiles from."""
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int8).tobytes()).hexdigest()[:16]
+
+
+def label_settings(stats: ItemStats) -> dict[str, Any]:
+    """The head/tail labels a popularity probe draws from: fingerprint and counts."""
+    return {"labels": labels_digest(stats.labels), "head_items": int((stats.labels[1:] == HEAD).sum()),
+            "tail_items": int((stats.labels[1:] == TAIL).sum())}
+
+
+def probe_settings(stats: ItemStats, profiles: int, seed: int) -> dict[str, Any]:
+    """Everything besides the SAE and the base run that a popularity probe depends on."""
+    return {"profiles": int(profiles), "seed": int(seed), **label_settings(stats)}
+
+
+def settings_mismatch(cached: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """How the cached settings differ from `wanted` in profiles, seed or labels (None = any), in words; "" if not."""
+    diffs = [f"{key} {cached.get(key, 'not recorded')} (asked for {wanted[key]})" for key in ("profiles", "seed")
+             if wanted.get(key) is not None and cached.get(key) != wanted[key]]
+    if wanted.get("labels") is not None and cached.get("labels") != wanted["labels"]:
+        diffs.append(f"head/tail items {cached.get('head_items', '?')}/{cached.get('tail_items', '?')} "
+                     f"(now {wanted.get('head_items', '?')}/{wanted.get('tail_items', '?')}, or other items)")
+    return ", ".join(diffs)
 
 
 def check_concept(concept: str) -> None:
@@ -93,7 +167,7 @@ def probe_popularity(model: SequentialEncoder, sae: TopKSAE, train: Sequences, s
         pre = sae.pre_activations(user_vectors(model, seqs).to(sae.W_dec.device)).double()  # [P, H]
         moments.append((pre.mean(0).cpu().numpy(), pre.std(0, unbiased=False).cpu().numpy()))
     (mp, sp), (mu, su) = moments
-    return NeuronStats(mp, sp, mu, su, profiles=len(popular))
+    return NeuronStats(mp, sp, mu, su, profiles=len(popular), settings=probe_settings(stats, profiles, seed))
 
 
 class PopularitySteering:

@@ -62,7 +62,7 @@ def find_sweep(sae_run: SAERun, attributes: list[str]) -> LatentSweep | None:
     folders = sorted(sae_run.path.glob("latent-sweep-*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for folder in folders:
         try:
-            sweep = load_sweep(folder)
+            sweep = load_sweep(folder, sae_run.sae.latents)
         except RunError:
             continue
         if set(attributes) <= set(sweep.attributes):

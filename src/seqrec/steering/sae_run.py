@@ -48,26 +48,68 @@ def save_sae_run(run: SAERun, path: str | Path) -> Path:
     return run.path
 
 
+def read_meta(file: Path, fix: str) -> dict[str, Any]:
+    """The YAML mapping of a derived run (sae.yaml, tune.yaml); damaged YAML raises RunError naming it and `fix`."""
+    try:
+        return read_yaml(file)
+    except ConfigError as exc:
+        raise RunError(f"{exc}; {fix}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(f"{file} cannot be read ({exc}); {fix}") from None
+
+
+def parent_dir(path: Path, file: str, meta: dict[str, Any], key: str, fix: str) -> Path:
+    """The run directory that `meta[key]` (relative to `path`) points at; pointing at `path` itself is an error."""
+    value = meta.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise RunError(f"{path / file} is damaged ({key} must be the relative path of a run directory, got "
+                       f"{value!r}); {fix}")
+    parent = path / value
+    try:
+        itself = parent.resolve() == path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic-link loop
+        raise RunError(f"{path / file}: {key}: {value} cannot be followed ({exc}); {fix}") from None
+    if itself:
+        raise RunError(f"{path / file}: {key}: {value} points at this run itself; it must name the directory "
+                       f"this run was made from (for example `..`); {fix}")
+    return parent
+
+
+def is_sae_run(path: Path) -> bool:
+    return (path / SAE_CONFIG).is_file() and (path / SAE_WEIGHTS).is_file()
+
+
 def load_sae_run(path: str | Path, device: str = "cpu") -> SAERun:
     """Restore an SAE run and its base run; clear errors when either is missing or they do not fit."""
     path = Path(path)
-    if not (path / SAE_CONFIG).is_file() or not (path / SAE_WEIGHTS).is_file():
+    if not is_sae_run(path):
         raise RunError(f"{path} is not an SAE run (expected {SAE_CONFIG} and {SAE_WEIGHTS}); "
                        "create one with `seqrec sae train RUN`")
-    meta = read_yaml(path / SAE_CONFIG)
+    fix = "retrain the SAE"
+    meta = read_meta(path / SAE_CONFIG, fix)
+    base_path = parent_dir(path, SAE_CONFIG, meta, "base_run", fix)
     try:
         config = from_dict(SAEConfig, meta["sae"], "sae.")
-        base_path, dim, latents = path / str(meta["base_run"]), int(meta["dim"]), int(meta["latents"])
+        dim, latents = int(meta["dim"]), int(meta["latents"])
+        if dim < 1 or latents < 1:
+            raise ValueError(f"dim={dim} and latents={latents} must be positive")
+        sae = TopKSAE(dim, latents, config.k)
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise RunError(f"{path / SAE_CONFIG} is damaged ({exc}); retrain the SAE") from None
+        raise RunError(f"{path / SAE_CONFIG} is damaged ({exc}); {fix}") from None
     if not base_path.is_dir():
         raise RunError(f"the base run of {path} is missing (expected {base_path.resolve()}); "
                        "restore it or retrain the SAE on an existing run")
-    base = load_run(base_path, device=device)
+    if is_sae_run(base_path) or (base_path / "tune.yaml").is_file():
+        raise RunError(f"{path / SAE_CONFIG}: base_run {meta['base_run']} is a derived run ({base_path}), not the "
+                       f"trained model the SAE was made from; point it at that run or {fix}")
+    try:
+        base = load_run(base_path, device=device)
+    except RunError as exc:
+        raise RunError(f"the base run of {path} ({path / SAE_CONFIG}: base_run {meta['base_run']}) "
+                       f"cannot be loaded: {exc}") from None
     if base.config.model.hidden != dim:
         raise RunError(f"{path} was trained on {dim}-dim user vectors but its base run {base_path} has "
                        f"hidden={base.config.model.hidden}; retrain the SAE on this run")
-    sae = TopKSAE(dim, latents, config.k)
     try:
         state = load_file(str(path / SAE_WEIGHTS))
         sae.load_state_dict(state)

@@ -9,11 +9,11 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from seqrec.config import from_dict, read_yaml, to_dict
+from seqrec.config import from_dict, to_dict
 from seqrec.errors import ConfigError, RunError
 from seqrec.recommender import Recommender
 from seqrec.runs import read_records, save_derived_run
-from seqrec.steering.sae_run import SAERun, load_sae_run
+from seqrec.steering.sae_run import SAE_CONFIG, SAE_WEIGHTS, SAERun, is_sae_run, load_sae_run, parent_dir, read_meta
 from seqrec.steering.tuning import LatentController, TuneConfig, TunedEncoder
 
 TUNE_CONFIG, TUNE_WEIGHTS = "tune.yaml", "controller.safetensors"
@@ -56,20 +56,26 @@ def load_tuned_run(path: str | Path, device: str = "cpu") -> TunedRun:
     if not (path / TUNE_CONFIG).is_file() or not (path / TUNE_WEIGHTS).is_file():
         raise RunError(f"{path} is not a tuned run (expected {TUNE_CONFIG} and {TUNE_WEIGHTS}); "
                        "create one with `seqrec tune SAE_RUN --target ATTRIBUTE`")
-    meta = read_yaml(path / TUNE_CONFIG)
+    fix = "tune again"
+    meta = read_meta(path / TUNE_CONFIG, fix)
+    sae_path = parent_dir(path, TUNE_CONFIG, meta, "sae_run", fix)
     try:
         config = from_dict(TuneConfig, meta["tune"], "tune.")
-        sae_path, latents = path / str(meta["sae_run"]), [int(j) for j in meta["latents"]]
+        latents = [int(j) for j in meta["latents"]]
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise RunError(f"{path / TUNE_CONFIG} is damaged ({exc}); tune again") from None
+        raise RunError(f"{path / TUNE_CONFIG} is damaged ({exc}); {fix}") from None
     if not sae_path.is_dir():
         raise RunError(f"the SAE run of {path} is missing (expected {sae_path.resolve()}); restore it or tune again")
+    if not is_sae_run(sae_path):
+        raise RunError(f"{path / TUNE_CONFIG}: sae_run {meta['sae_run']} ({sae_path}) is not an SAE run (expected "
+                       f"{SAE_CONFIG} and {SAE_WEIGHTS} there); point it at the SAE run this run was tuned on or "
+                       f"{fix}")
     sae_run = load_sae_run(sae_path, device=device)
-    controller = LatentController(latents, sae_run.sae.latents)
     try:
+        controller = LatentController(latents, sae_run.sae.latents)
         controller.load_state_dict(load_file(str(path / TUNE_WEIGHTS)))
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise RunError(f"{path / TUNE_WEIGHTS} is damaged or does not match {TUNE_CONFIG} ({exc}); "
-                       "tune again") from None
+    except (SafetensorError, OSError, RuntimeError, ConfigError) as exc:
+        raise RunError(f"{path / TUNE_WEIGHTS} or {TUNE_CONFIG} is damaged or they do not match the SAE run ({exc}); "
+                       f"{fix}") from None
     metrics, history = read_records(path)
     return TunedRun(config, controller.to(device).eval(), sae_run, metrics, history, path)
