@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def test_item_attributes_json(tmp_path):
     catalog = build_catalog(IdMap(["1", "2", "3"], offset=1), read_item_attributes_json(path))
     assert catalog.attributes["attribute"] == [(), ("5",), ("5", "7"), ()]
     bad = write(tmp_path / "bad.json", '{"1": [1],\n "2": [2,\n}')
-    with pytest.raises(DataError, match=re.escape(f"{bad}:3: invalid JSON")):
+    with pytest.raises(DataError, match=re.escape(f"{bad}:3: not valid JSON")):
         read_item_attributes_json(bad)
     with pytest.raises(DataError, match="item '1': expected a list"):
         read_item_attributes_json(write(tmp_path / "x.json", '{"1": 3}'))
@@ -242,3 +243,179 @@ def test_movielens_errors(tmp_path):
     path = write(tmp_path / "ratings.dat", "1::20::5::978300760\n1::10::3\n")
     with pytest.raises(DataError, match=re.escape(f"{path}:2: expected 4 fields")):
         read_movielens(tmp_path)
+
+
+# ---------------------------------------------------------------- byte-order mark, CRLF, encodings
+
+
+def bom_crlf(text: str) -> bytes:
+    """The UTF-8 bytes of `text` as Windows tools save it: a byte-order mark and CRLF line endings."""
+    return b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8")
+
+
+def same_table(a, b) -> None:
+    (ia, ca), (ib, cb) = a, b
+    assert ia.user_map == ib.user_map and ia.item_map == ib.item_map
+    assert ia.users.tolist() == ib.users.tolist() and ia.items.tolist() == ib.items.tolist()
+    for x, y in ((ia.timestamps, ib.timestamps), (ia.ratings, ib.ratings)):
+        assert (x is None and y is None) or x.tolist() == y.tolist()
+    assert (ca.titles, ca.attributes) == (cb.titles, cb.attributes)
+
+
+def twice(tmp_path: Path, files: dict[str, str], read) -> tuple:
+    """`read(folder)` on the files written plainly and with a BOM and CRLF endings."""
+    out = []
+    for name, encode in (("plain", str.encode), ("windows", bom_crlf)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for file, text in files.items():
+            (folder / file).write_bytes(encode(text))
+        out.append(read(folder))
+    return tuple(out)
+
+
+ITEMS_TSV = "item_id\ttitle\tgenres\n1\tAmélie (2001)\tComedy|Romance\n3\tHeat (1995)\tAction\n"
+
+
+@pytest.mark.parametrize(("files", "read"), [
+    ({"d.txt": "1 3\n1 1\n2 2\n\n2 3\n", "i.tsv": ITEMS_TSV},
+     lambda f: read_sasrec(f / "d.txt", [read_item_table(f / "i.tsv")])),
+    ({"d.txt": "1 3 1\n2 2 3\n", "a.json": '{\n "1": [5],\n "3": [5, 7]\n}\n'},
+     lambda f: read_s3rec(f / "d.txt", [read_item_attributes_json(f / "a.json")])),
+    ({"ratings.dat": "1::20::5::978300760\n1::10::3::978300700\n2::20::4::978300000\n",
+      "movies.dat": "10::Amélie (2001)::Comedy|Romance\n20::Heat (1995)::Action\n"}, read_movielens),
+    ({"x.inter": "user_id:token\titem_id:token\trating:float\ttimestamp:float\nu2\t7\t4\t300\nu1\t7\t1\t200\n",
+      "x.item": "item_id:token\tname:token\tgenre:token_seq\n7\tThe Cure\trock new_wave\n"},
+     lambda f: read_recbole(f / "x.inter", f / "x.item")),
+], ids=["sasrec+item-table", "s3rec+item2attributes", "movielens", "recbole"])
+def test_bom_and_crlf_give_the_same_table(tmp_path, files, read):
+    plain, windows = twice(tmp_path, files, read)
+    same_table(plain, windows)
+    assert len(plain[0]) > 0
+
+
+def test_rechorus_bom_and_crlf_give_the_same_table_and_split(tmp_path, rechorus):
+    files = {p.name: p.read_text(encoding="utf-8") for p in rechorus.iterdir() if p.suffix == ".csv"}
+    (tmp_path / "copies").mkdir()
+    plain, windows = twice(tmp_path / "copies", files, read_rechorus)
+    same_table((plain.interactions, plain.catalog), (windows.interactions, windows.catalog))
+    assert plain.valid_rows.tolist() == windows.valid_rows.tolist()
+    assert plain.test_rows.tolist() == windows.test_rows.tolist()
+
+
+def test_utf16_file_is_refused_with_advice(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_bytes("1 2\n".encode("utf-16"))
+    with pytest.raises(DataError, match=re.escape(f"{path}:1: the file is UTF-16")):
+        read_sasrec(path)
+
+
+def test_nul_character_in_a_text_file_names_the_line(tmp_path):
+    path = tmp_path / "items.tsv"
+    path.write_bytes(b"item_id\ttitle\n1\tA\n2\tB\x00\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:3: NUL character")):
+        read_item_table(path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_movielens_titles_in_utf8_or_latin1(tmp_path, encoding):
+    write(tmp_path / "ratings.dat", "1::10::5::978300760\n1::20::3::978300700\n")
+    write(tmp_path / "movies.dat", "10::Amélie (2001)::Comedy|Romance\n20::Café au lait (1993)::Comedy\n", encoding)
+    _, catalog = read_movielens(tmp_path)
+    assert catalog.titles == ["", "Amélie (2001)", "Café au lait (1993)"]
+
+
+def test_item_table_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "items.tsv"
+    path.write_bytes("item_id\ttitle\n1\tAmélie\n".encode("latin-1"))
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: not valid UTF-8")):
+        read_item_table(path)
+
+
+# ---------------------------------------------------------------- numbers: finite, in range
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("1::10::99::978300760", "rating 99 is outside the scale 0.5 to 5"),
+    ("1::10::0::978300760", "rating 0 is outside the scale"),
+    ("1::10::nan::978300760", "rating must be a finite number, got 'nan'"),
+    ("1::10::inf::978300760", "rating must be a finite number, got 'inf'"),
+    ("1::10::true::978300760", "rating must be a finite number, got 'true'"),
+    ("1::10::4::soon", "timestamp must be an integer, got 'soon'"),
+])
+def test_movielens_ratings_must_be_finite_stars(tmp_path, line, message):
+    path = write(tmp_path / "ratings.dat", f"1::20::5::978300000\n{line}\n")
+    with pytest.raises(DataError) as err:
+        read_movielens(tmp_path)
+    assert f"{path}:2: {message}" in str(err.value)
+
+
+@pytest.mark.parametrize(("value", "column"), [
+    ("nan", "rating"), ("inf", "rating"), ("-Infinity", "rating"), ("five", "rating"), ("NaN", "timestamp"),
+])
+def test_recbole_numbers_must_be_finite(tmp_path, value, column):
+    other = "3" if column == "timestamp" else "100"
+    fields = {"rating": value, "timestamp": other} if column == "rating" else {"rating": other, "timestamp": value}
+    path = write(tmp_path / "r.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                 f"1\t2\t4\t50\n1\t3\t{fields['rating']}\t{fields['timestamp']}\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:3: {column} must be a finite number")):
+        read_recbole(path)
+
+
+def test_recbole_rating_beyond_float32_is_an_error(tmp_path):
+    path = write(tmp_path / "r.inter", "user_id:token\titem_id:token\trating:float\n1\t2\t4\n1\t3\t1e300\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:3: rating 1e+300 is outside the scale")):
+        read_recbole(path)  # stored as float32, it would be inf
+
+
+def test_rechorus_time_must_be_finite(rechorus):
+    write(rechorus / "test.csv", "user_id\titem_id\ttime\n1\t40\tinf\n")
+    with pytest.raises(DataError, match=r"test.csv:2: time must be a finite number, got 'inf'"):
+        read_rechorus(rechorus)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"1": [NaN]}', "not valid JSON (NaN is not allowed"),
+    ('{"1": [true]}', "item '1': expected a list of attribute ids (strings or integers)"),
+    ('{"1": [1.5]}', "item '1'"),
+    ('{"": [1]}', "item ''"),
+    ('{"1": [1e400]}', "beyond the range of a float"),
+])
+def test_item_attributes_json_refuses_odd_values(tmp_path, content, message):
+    path = write(tmp_path / "a.json", content)
+    with pytest.raises(DataError, match=re.escape(message)):
+        read_item_attributes_json(path)
+
+
+def test_header_only_files_have_no_interactions(tmp_path, rechorus):
+    with pytest.raises(DataError, match="no interactions found"):
+        read_recbole(write(tmp_path / "e.inter", "user_id:token\titem_id:token\n"))
+    for name in ("train.csv", "dev.csv", "test.csv"):
+        write(rechorus / name, "user_id\titem_id\ttime\n")
+    with pytest.raises(DataError, match="no interactions found"):
+        read_rechorus(rechorus)
+
+
+# ---------------------------------------------------------------- predefined split order
+
+
+def test_predefined_split_warns_when_targets_are_older_than_training(rechorus, caplog):
+    raw = read_rechorus(rechorus)
+    with caplog.at_level(logging.WARNING, logger="seqrec.data.splits"):
+        predefined_split(raw.interactions, raw.catalog, raw.valid_rows, raw.test_rows, "grocery")
+    assert "not chronological" not in caplog.text  # the fixture's split is time-ordered (ties allowed)
+    # user 1: dev row at 60 is older than its training row at 100; user 3: test row older than training
+    write(rechorus / "dev.csv", "user_id\titem_id\ttime\n1\t20\t60\n2\t30\t400\n")
+    write(rechorus / "test.csv", "user_id\titem_id\ttime\n1\t40\t500\n2\t40\t500\n3\t10\t5\n")
+    raw = read_rechorus(rechorus)
+    with caplog.at_level(logging.WARNING, logger="seqrec.data.splits"):
+        predefined_split(raw.interactions, raw.catalog, raw.valid_rows, raw.test_rows, "grocery")
+    assert "grocery: the predefined split is not chronological for 2 of 3 users" in caplog.text
+
+
+def test_predefined_split_warns_when_test_is_older_than_valid(rechorus, caplog):
+    write(rechorus / "test.csv", "user_id\titem_id\ttime\n1\t40\t500\n2\t40\t350\n3\t10\t20\n")
+    raw = read_rechorus(rechorus)
+    with caplog.at_level(logging.WARNING, logger="seqrec.data.splits"):
+        predefined_split(raw.interactions, raw.catalog, raw.valid_rows, raw.test_rows, "grocery")
+    assert "not chronological for 1 of 3 users" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,24 @@ def test_malformed_lines_name_file_and_line(tmp_path: Path, line: str, message: 
 def test_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="seqrec profiles write"):
         read_profile_texts(tmp_path / "none.jsonl")
+
+
+def test_bom_and_crlf_give_the_same_profiles(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    append_profile_texts(path, [ProfileRow("1", "short", "Café fan"), ProfileRow("2", "short", "two\nlines")])
+    windows = tmp_path / "w.jsonl"
+    windows.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    assert read_profile_texts(windows) == read_profile_texts(path) == {"short": {"1": "Café fan", "2": "two\nlines"}}
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b'{"user": "1", "aspect": "short", "text": NaN}', "not valid JSON (NaN is not allowed"),
+    (b'{"user": "1", "aspect": "short", "text": "caf\xe9"}', "not valid UTF-8"),
+    (b'{"user": "1", "aspect": "short", "text": 1e999}', "beyond the range of a float"),
+    (b"[" * 5000, "not valid JSON"),
+])
+def test_odd_lines_name_file_and_line(tmp_path: Path, raw: bytes, message: str) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"user": "1", "aspect": "short", "text": "ok"}\n' + raw + b"\n")
+    with pytest.raises(DataError, match=rf"p\.jsonl:2: .*{re.escape(message)}"):
+        read_profile_texts(path)

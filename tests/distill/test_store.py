@@ -11,7 +11,7 @@ import pytest
 
 from seqrec.data.idmap import IdMap
 from seqrec.distill.store import load_profile_table, read_profile_json, write_profile_json
-from seqrec.errors import DataError
+from seqrec.errors import DataError, SeqrecError
 
 USERS = IdMap(["u1", "u2", "u3"])
 
@@ -78,3 +78,42 @@ def test_a_file_of_another_dataset_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"x": [1.0]}))
     with pytest.raises(DataError, match="none of its 1 user ids is in the dataset"):
         load_profile_table([path], USERS)
+
+
+@pytest.mark.parametrize(("content", "bad"), [
+    ('{"u1": [1, 2],\n "u2": [true, 0.5]}', "u2"),
+    ('{"u1": [1, 2],\n "u2": [NaN, 0.5]}', "u2"),
+    ('{"u1": [Infinity, 2],\n "u2": [1, 0.5]}', "u1"),
+    ('{"u1": [1, 2],\n "u2": [-1e400, 0.5]}', "u2"),
+    ('{"u1": [1, 2],\n "u2": [1e39, 0.5]}', "u2"),  # finite, but infinite as float32
+    ('{"u1": [1, 2],\n "u2": [' + "9" * 400 + ', 0.5]}', "u2"),
+    ('{"u1": [1, 2],\n "u2": [null, 0.5]}', "u2"),
+])
+def test_values_must_be_finite_numbers(tmp_path: Path, content: str, bad: str) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(content)
+    line = 1 if bad == "u1" else 2
+    with pytest.raises(DataError, match=rf"p\.json: user '{bad}' must map to a list of numbers.*\(line {line}\)"):
+        read_profile_json(path)
+
+
+def test_bom_crlf_and_line_of_a_ragged_user(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_bytes(b'\xef\xbb\xbf{\r\n "u1": [1, 2],\r\n "u\\u00e9": [3, 4]\r\n}\r\n')
+    assert {u: v.tolist() for u, v in read_profile_json(path).items()} == {"u1": [1.0, 2.0], "u\u00e9": [3.0, 4.0]}
+    path.write_text('{\n "u1": [1, 2],\n\n "u3": [3]\n}')
+    with pytest.raises(DataError, match=r"user 'u3' has 1 values, the first user has 2 \(line 4\)"):
+        read_profile_json(path)
+
+
+def test_not_utf8_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_bytes(b'{"u1": [1],\n "caf\xe9": [2]}')
+    with pytest.raises(DataError, match=r"p\.json:2: not valid UTF-8"):
+        read_profile_json(path)
+
+
+def test_writing_nan_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(SeqrecError, match="refusing to write NaN"):
+        write_profile_json(tmp_path / "p.json", {"u1": [1.0, float("nan")]})
+    assert not (tmp_path / "p.json").exists()

@@ -136,7 +136,7 @@ def test_reader_missing_key_names_file_line_and_key(tmp_path: Path) -> None:
 def test_reader_bad_label_and_bad_gzip(tmp_path: Path) -> None:
     root = write_folder(tmp_path / "movies")
     write_jsonl(root / "test.jsonl", [target("test", "u2", A, "five", history((B, 3.0)))])  # type: ignore[arg-type]
-    with pytest.raises(DataError, match=r"test\.jsonl:1: key 'label' must be a number"):
+    with pytest.raises(DataError, match=r"test\.jsonl:1: key 'label' must be a finite number"):
         read_amazon2023(root)
     (root / "train.jsonl.gz").write_text("plain text, not gzip")
     with pytest.raises(DataError, match=r"cannot read .*train\.jsonl\.gz"):
@@ -159,3 +159,106 @@ def test_real_movies_subset() -> None:
     ids = [r.sample_id for r in data.train + data.valid + data.test]
     assert len(set(ids)) == len(ids)
     assert set(data.shipped_sketches) == users and data.scale == (1.0, 5.0)
+
+
+def rewrite(path: Path, transform) -> None:
+    """Apply `transform` to the file's (gunzipped) bytes and write it back in the same compression."""
+    gz = path.suffix == ".gz"
+    raw = gzip.decompress(path.read_bytes()) if gz else path.read_bytes()
+    out = transform(raw)
+    path.write_bytes(gzip.compress(out) if gz else out)
+
+
+def test_bom_and_crlf_give_the_same_rows(tmp_path: Path) -> None:
+    plain = read_amazon2023(write_folder(tmp_path / "movies"))
+    root = write_folder(tmp_path / "windows")
+    for path in root.iterdir():
+        rewrite(path, lambda raw: b"\xef\xbb\xbf" + raw.replace(b"\n", b"\r\n"))
+    windows = read_amazon2023(root)
+    assert (windows.train, windows.valid, windows.test) == (plain.train, plain.valid, plain.test)
+    assert windows.shipped_sketches == plain.shipped_sketches and windows.long_histories == plain.long_histories
+
+
+@pytest.mark.parametrize(("label", "message"), [
+    ("99", "key 'label' is 99, outside the rating scale 1–5"),
+    ("0", "key 'label' is 0, outside the rating scale 1–5"),
+    ('"99"', "key 'label' is '99', outside the rating scale"),
+    ("NaN", "not valid JSON (NaN is not allowed in JSON"),
+    ("-Infinity", "not valid JSON (-Infinity is not allowed"),
+    ("1e400", "not valid JSON (1e400 is beyond the range of a float)"),
+    ("1" + "0" * 400, "key 'label' must be a finite number"),
+    ('"nan"', "key 'label' must be a finite number (found 'nan')"),
+    ("true", "key 'label' must be a finite number (found True)"),
+    ("null", "key 'label' must be a finite number (found None)"),
+])
+def test_label_must_be_a_finite_star_rating(tmp_path: Path, label: str, message: str) -> None:
+    root = write_folder(tmp_path / "movies")
+    line = json.dumps(target("test", "u2", A, 4.0, history((B, 3.0)))).replace('"label": 4.0', f'"label": {label}')
+    (root / "test.jsonl").write_text(line + "\n")
+    with pytest.raises(DataError) as err:
+        read_amazon2023(root)
+    assert f"test.jsonl:1: {message}" in str(err.value)
+
+
+@pytest.mark.parametrize("stamp", ['"inf"', '"NaN"', "Infinity", "true", '"soon"'])
+def test_timestamp_must_be_finite(tmp_path: Path, stamp: str) -> None:
+    root = write_folder(tmp_path / "movies")
+    line = json.dumps(target("test", "u2", A, 4.0, history((B, 3.0)), ts=7)).replace('"timestamp": 7',
+                                                                                       f'"timestamp": {stamp}')
+    (root / "test.jsonl").write_text(line + "\n")
+    with pytest.raises(DataError, match=r"test\.jsonl:1: "):
+        read_amazon2023(root)
+
+
+@pytest.mark.parametrize(("rating", "message"), [
+    ("99", "history line 2 has rating 99, outside the rating scale 1–5"),
+    ("nan", "history line 2 'Alien, Sci-Fi|Horror, nan' is not '<title>, <categories>, <rating>'"),
+    ("inf", "history line 2 'Alien, Sci-Fi|Horror, inf' is not '<title>, <categories>, <rating>' with a finite"),
+])
+def test_history_ratings_must_be_finite_stars(tmp_path: Path, rating: str, message: str) -> None:
+    root = write_folder(tmp_path / "movies")
+    hist = f"{A[0]}, 4\n{B[0]}, {rating}"
+    write_jsonl(root / "test.jsonl", [target("test", "u2", C, 4.0, hist)])
+    with pytest.raises(DataError) as err:
+        read_amazon2023(root)
+    assert f"test.jsonl:1: {message}" in str(err.value)
+
+
+@pytest.mark.parametrize("user", [["u1"], True, None, 1.5, {"id": 1}])
+def test_ids_must_be_strings_or_integers(tmp_path: Path, user: object) -> None:
+    root = write_folder(tmp_path / "movies")
+    write_jsonl(root / "test.jsonl", [target("test", "u2", C, 4.0, history((B, 3.0))), {
+        **target("test", "u2", C, 4.0, history((B, 3.0))), "user_id": user}])
+    with pytest.raises(DataError, match=r"test\.jsonl:2: key 'user_id' must be a string or integer id"):
+        read_amazon2023(root)
+
+
+def test_integer_ids_are_read_as_strings(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "movies")
+    write_jsonl(root / "test.jsonl", [{**target("test", "u2", C, 4.0, history((B, 3.0))), "user_id": 7}])
+    assert {r.user for r in read_amazon2023(root).test} == {"7"}
+
+
+def test_bad_utf8_names_the_line(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "movies")
+    rewrite(root / "test.jsonl", lambda raw: raw + b'{"user_id": "\xff"}\n')
+    with pytest.raises(DataError, match=r"test\.jsonl:3: not valid UTF-8"):
+        read_amazon2023(root)
+
+
+def test_history_asins_that_are_not_ids_give_no_ids(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "movies")
+    rows = [json.loads(line) for line in gzip.decompress((root / "history.jsonl.gz").read_bytes()).splitlines()]
+    rows[0]["history_asins"] = [None, "A2", "A3", "A4"]
+    write_jsonl(root / "history.jsonl.gz", rows, gz=True)
+    data = read_amazon2023(root)
+    assert [h.item for h in data.long_histories["u1"]] == ["", "", "", ""]  # not "None"
+
+
+@pytest.mark.parametrize("bad", [10**400, True, "x", None])
+def test_history_ratings_that_are_not_numbers_give_no_ids(tmp_path: Path, bad: object) -> None:
+    root = write_folder(tmp_path / "movies")
+    rows = [json.loads(line) for line in gzip.decompress((root / "history.jsonl.gz").read_bytes()).splitlines()]
+    rows[0]["history_ratings"] = [5, 2, 4, bad]  # found by hypothesis: 10**400 crashed float()
+    write_jsonl(root / "history.jsonl.gz", rows, gz=True)
+    assert [h.item for h in read_amazon2023(root).long_histories["u1"]] == ["", "", "", ""]

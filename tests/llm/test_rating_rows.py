@@ -102,3 +102,27 @@ def test_synthetic_rating_data_is_planted_and_deterministic() -> None:
     for valid in data.valid:  # n_u = |valid history| + 2 ≥ 5, and n_u − 5 train rows
         assert len(valid.history) + 2 >= 5
         assert len([r for r in data.train if r.user == valid.user]) == len(valid.history) + 2 - 5
+
+
+@pytest.mark.parametrize("rating", [99.0, 0.0, float("nan"), float("inf"), True, "4"])
+def test_split_users_refuses_ratings_off_the_scale(rating: object) -> None:
+    events = [Event(f"i{t}", f"Item {t}, Drama", 3.0, t) for t in range(6)]
+    events[2] = Event("i2", "Item 2, Drama", rating, 2)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"plain: user 'u', item 'i2' has rating .*from 1 to 5"):
+        split_users([("u", events)], "plain")
+
+
+def test_split_users_accepts_numpy_ratings_and_checks_the_scale() -> None:
+    events = [Event(f"i{t}", f"Item {t}", np.float32(2 + t % 3), t) for t in range(6)]  # type: ignore[arg-type]
+    assert len(split_users([("u", events)], "np").test) == 1
+    with pytest.raises(ConfigError, match="rating scale"):
+        split_users([("u", events)], "np", scale=(5.0, float("nan")))
+
+
+@pytest.mark.parametrize("column", ["ratings", "timestamps"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_ratings_or_timestamps_are_an_error(column: str, value: float) -> None:
+    inter, catalog = table()
+    getattr(inter, column)[3] = value
+    with pytest.raises(DataError, match=f"dataset 'toy': user 'a' has {column[:-1]} {value}"):
+        rows_from_interactions(inter, catalog, "toy")

@@ -222,9 +222,11 @@ def predefined_split(
 
     Every other row is training. The valid history is the user's training rows; the test history is the
     training plus validation rows. Users without such a row, or without history, are absent from that split.
+    A target older than its history (the split is not chronological) is logged as a warning.
     """
     if not len(valid_rows) == len(test_rows) == len(interactions):
         raise DataError(f"{name}: the valid/test row masks must have one entry per interaction")
+    _warn_unordered_targets(interactions, valid_rows, test_rows, name)
     train = _masked(interactions, ~(valid_rows | test_rows))
     stats = _stats(train, interactions.num_items, head_share, tail_share)
     common = dict(num_items=interactions.num_items, item_stats=stats, catalog=catalog)
@@ -234,6 +236,23 @@ def predefined_split(
         raise DataError(f"{name}: the predefined split has no test user with a history")
     maps = (interactions.user_map, interactions.item_map)
     return SplitData(name, train, valid, test, *maps, catalog, stats, interactions.sequences())
+
+
+def _warn_unordered_targets(inter: Interactions, valid_rows: np.ndarray, test_rows: np.ndarray, name: str) -> None:
+    """Warn about users whose valid (test) row is older than one of their training (training or valid) rows."""
+    if inter.timestamps is None:
+        return
+    ts, users = inter.timestamps, inter.users
+    latest_train = np.full(inter.num_users, -np.inf)
+    np.maximum.at(latest_train, users[~(valid_rows | test_rows)], ts[~(valid_rows | test_rows)])
+    latest_before_test = latest_train.copy()
+    np.maximum.at(latest_before_test, users[valid_rows], ts[valid_rows])
+    early = (valid_rows & (ts < latest_train[users])) | (test_rows & (ts < latest_before_test[users]))
+    affected = len(np.unique(users[early]))
+    if affected:
+        log.warning("%s: the predefined split is not chronological for %d of %d users (a validation or test "
+                    "row is older than the rows before it, so their histories include later interactions); "
+                    "use split: loo or temporal for a time-ordered evaluation", name, affected, inter.num_users)
 
 
 def _masked(inter: Interactions, mask: np.ndarray) -> Sequences:

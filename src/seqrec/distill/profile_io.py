@@ -1,7 +1,7 @@
 """Profile text files: JSONL, one `{"user": external id, "aspect": name, "text": profile}` object per line.
 
 Writers append as they go (a crash keeps what was written; a rerun resumes), and every reader of profile texts
-reads this one format.
+reads this one format. Files are UTF-8 (a byte-order mark and CRLF line endings are fine).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from seqrec.errors import DataError
-from seqrec.jsonl import json_object
+from seqrec.jsonl import json_records
 
 FIELDS = ("user", "aspect", "text")
 
@@ -45,18 +46,17 @@ def read_profile_texts(path: str | Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         raise DataError(f"profile text file not found: {path} (write one with `seqrec profiles write`)")
     out: dict[str, dict[str, str]] = {}
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            row = _parse(line, path, number)
-            out.setdefault(row.aspect, {})[row.user] = row.text
+    try:
+        with path.open("rb") as f:
+            for _, where, raw in json_records(f, path, FIELDS):
+                row = _row(raw, where)
+                out.setdefault(row.aspect, {})[row.user] = row.text
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror}); check the file's permissions") from None
     return out
 
 
-def _parse(line: str, path: Path, number: int) -> ProfileRow:
-    where = f"{path}:{number}"
-    raw = json_object(line, where, FIELDS)
+def _row(raw: dict[str, Any], where: str) -> ProfileRow:
     for key in FIELDS:
         if not isinstance(raw.get(key), str):
             raise DataError(f"{where}: key {key!r} must be a string (found {type(raw.get(key)).__name__})")

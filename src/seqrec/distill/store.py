@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from seqrec.data.idmap import IdMap
+from seqrec.data.readers import read_text
 from seqrec.errors import DataError
-from seqrec.files import write_file_atomically
+from seqrec.files import dumps_json, write_text_atomically
+from seqrec.jsonl import parse_json
 
 log = logging.getLogger(__name__)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -34,25 +38,51 @@ class ProfileTable:
 
 
 def read_profile_json(path: str | Path) -> dict[str, np.ndarray]:
-    """A `{user_id: [floats]}` file (the original format) as float32 vectors of one length."""
+    """A `{user_id: [floats]}` file (the original format) as float32 vectors of one length.
+
+    Values must be finite numbers within float32 range (not booleans, NaN or Infinity); a bad vector raises
+    `DataError` naming the file, the user and its line.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"profile file not found: {path} (write one with `seqrec profiles embed`)")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    text = read_text(path)
+    raw = parse_json(text, path, finite=False)  # NaN / Infinity are reported below, with the user
     if not isinstance(raw, dict) or not raw:
         raise DataError(f"{path}: expected a non-empty JSON object {{user_id: [floats, ...]}}")
     out, dim = {}, None
     for user, vector in raw.items():
-        if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
-            raise DataError(f"{path}: user {user!r} must map to a list of numbers")
-        dim = len(vector) if dim is None else dim
-        if len(vector) != dim or dim == 0:
-            raise DataError(f"{path}: user {user!r} has {len(vector)} values, the first user has {dim}")
-        out[str(user)] = np.asarray(vector, dtype=np.float32)
+        values = _finite_vector(vector)
+        if values is None:
+            raise DataError(f"{path}: user {user!r} must map to a list of numbers, finite and within float32 "
+                            f"range{_line_of(text, user)}; re-embed the profiles (seqrec profiles embed)")
+        dim = len(values) if dim is None else dim
+        if len(values) != dim or dim == 0:
+            raise DataError(f"{path}: user {user!r} has {len(values)} values, the first user has {dim}"
+                            f"{_line_of(text, user)}; every user needs a vector of the same length")
+        out[user] = values.astype(np.float32)
     return out
+
+
+def _finite_vector(vector: object) -> np.ndarray | None:
+    """float64 values of a JSON list of finite numbers within float32 range; None for anything else."""
+    if not isinstance(vector, list) or not all(type(v) in (int, float) for v in vector):  # no bools
+        return None
+    try:
+        values = np.asarray(vector, dtype=np.float64)  # [D]
+    except OverflowError:  # an integer beyond the float range
+        return None
+    return values if bool((np.abs(values) <= FLOAT32_MAX).all()) else None  # NaN compares False
+
+
+def _line_of(text: str, key: str) -> str:
+    """" (line N)" where `"key":` first appears in the JSON text; "" when it cannot be found as written."""
+    for quoted in (json.dumps(key, ensure_ascii=False), json.dumps(key)):
+        match = re.search(re.escape(quoted) + r"\s*:", text)
+        if match:
+            line = text.count("\n", 0, match.start()) + 1
+            return f" (line {line})"
+    return ""
 
 
 def write_profile_json(path: str | Path, vectors: Mapping[str, Sequence[float] | np.ndarray],
@@ -63,12 +93,7 @@ def write_profile_json(path: str | Path, vectors: Mapping[str, Sequence[float] |
         raise DataError(f"{path} already exists; choose another path or overwrite it explicitly (--force)")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {str(u): [round(float(x), 7) for x in np.asarray(v).ravel()] for u, v in vectors.items()}
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(payload, f)
-
-    write_file_atomically(path, write)
+    write_text_atomically(path, dumps_json(payload, str(path), indent=None))  # NaN / inf: an error, no file
     return path
 
 

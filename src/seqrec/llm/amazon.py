@@ -6,23 +6,29 @@ Files (each `.jsonl.gz` or plain `.jsonl`):
 * `history` (optional): one row per user with the full pre-valid history and its `history_asins`; it gives the
   history entries their item ids and fills `RatingData.long_histories`.
 * `user_feature` (optional): `user_id`, `user_profile_prompt`, the dataset's own sketch (`shipped_sketches`).
+
+Labels and history ratings must be finite numbers on the 1–5 star scale, timestamps finite numbers, user and
+item ids strings or integers; anything else is a `DataError` naming `file:line` and the key.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from seqrec.errors import ConfigError, DataError
-from seqrec.jsonl import json_object
+from seqrec.jsonl import json_records
 from seqrec.llm.rows import RatedItem, RatingData, RatingRow
 
 SPLITS = ("train", "valid", "test")
 ROW_KEYS = ("user_id", "parent_asin", "label", "target", "history")
 HISTORY_KEYS = ("user_id", "history", "history_asins", "history_ratings")
 FEATURE_KEYS = ("user_id", "user_profile_prompt")
+ID_KEYS = ("user_id", "parent_asin")
+SCALE = (1.0, 5.0)  # Amazon star ratings
 Parsed = list[tuple[str, float]]  # (item text, rating) per history line, oldest first
 Line = tuple[int, str, dict[str, Any]]  # (0-based line index, "file:line", object) per non-empty line
 
@@ -45,12 +51,15 @@ def read_amazon2023(folder: str | Path, limit_users: int | None = None, category
     splits = {split: [_row(split, index, where, r, long) for index, where, r in rows if str(r["user_id"]) in keep]
               for split, rows in raw.items()}
     return RatingData(name=folder.name, train=splits["train"], valid=splits["valid"], test=splits["test"],
-                      category=category, shipped_sketches=_sketches(folder, keep),
+                      scale=SCALE, category=category, shipped_sketches=_sketches(folder, keep),
                       long_histories={u: h for u, (h, _) in long.items()})
 
 
-def parse_history(text: str, where: str) -> Parsed:
-    """(text, rating) per non-empty line; the rating follows the LAST ", " since titles contain commas."""
+def parse_history(text: str, where: str, scale: tuple[float, float] = SCALE) -> Parsed:
+    """(text, rating) per non-empty line; the rating follows the LAST ", " since titles contain commas.
+
+    Ratings must be finite numbers within `scale`.
+    """
     out: Parsed = []
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -58,16 +67,24 @@ def parse_history(text: str, where: str) -> Parsed:
         head, sep, rating = line.rpartition(", ")
         value = _float(rating) if sep else None
         if value is None:
-            raise DataError(f"{where}: history line {number} {line[:80]!r} is not '<title>, <categories>, <rating>'")
+            raise DataError(f"{where}: history line {number} {line[:80]!r} is not '<title>, <categories>, <rating>' "
+                            "with a finite rating")
+        if not scale[0] <= value <= scale[1]:
+            raise DataError(f"{where}: history line {number} has rating {rating.strip()}, outside the rating scale "
+                            f"{scale[0]:g}–{scale[1]:g}; fix or delete the line")
         out.append((head, value))
     return out
 
 
-def _float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
+def _float(value: object) -> float | None:
+    """A finite float from a number or numeric string; None for anything else (NaN, inf, booleans, text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond the float range
+        return None
+    return number if math.isfinite(number) else None
 
 
 # ---------------------------------------------------------------- files
@@ -93,20 +110,21 @@ def iter_jsonl(path: Path, keys: tuple[str, ...]) -> Iterator[Line]:
     """(0-based line index, "file:line" for messages, object) per non-empty line; every object has `keys`."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for index, line in enumerate(f):
-                if line.strip():
-                    where = f"{path}:{index + 1}"
-                    yield index, where, _parse_line(line, where, keys)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:  # gzip.BadGzipFile is an OSError
+        with opener(path, "rb") as f:
+            for index, where, raw in json_records(f, path, keys):
+                yield index, where, _checked(raw, where, keys)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"cannot read {path} ({exc}); is it a complete (gzipped) JSON-lines file?") from None
 
 
-def _parse_line(line: str, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    raw = json_object(line, where, keys)
+def _checked(raw: dict[str, Any], where: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The record, once it has every key in `keys` and its ids are strings or integers."""
     for key in keys:
         if key not in raw:
             raise DataError(f"{where}: missing key {key!r} (each line needs {', '.join(keys)})")
+    for key in ID_KEYS:
+        if key in raw and (isinstance(raw[key], bool) or not isinstance(raw[key], (str, int))):
+            raise DataError(f"{where}: key {key!r} must be a string or integer id (found {raw[key]!r})")
     return raw
 
 
@@ -123,7 +141,7 @@ def _row(split: str, index: int, where: str, raw: dict[str, Any],
     user = str(raw["user_id"])
     parsed = parse_history(_string(raw, "history", where), where)
     return RatingRow(sample_id=f"{split}:{index}", split=split, user=user, item=str(raw["parent_asin"]),
-                     label=_number(raw, "label", where), target=_string(raw, "target", where),
+                     label=_number(raw, "label", where, SCALE), target=_string(raw, "target", where),
                      history=_with_ids(parsed, long.get(user)),
                      timestamp=int(_number(raw, "timestamp", where)) if raw.get("timestamp") is not None else 0)
 
@@ -148,6 +166,7 @@ def _long_histories(folder: Path, keep: set[str]) -> dict[str, tuple[tuple[Rated
         parsed = parse_history(_string(raw, "history", where), where)
         asins, ratings = raw["history_asins"], raw["history_ratings"]
         aligned = (isinstance(asins, list) and isinstance(ratings, list) and len(asins) == len(parsed)
+                   and all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in asins)
                    and _same_ratings(ratings, parsed))
         items = tuple(RatedItem(text, rating, str(asins[i]) if aligned else "")
                       for i, (text, rating) in enumerate(parsed))
@@ -156,10 +175,7 @@ def _long_histories(folder: Path, keep: set[str]) -> dict[str, tuple[tuple[Rated
 
 
 def _same_ratings(ratings: list[Any], parsed: Parsed) -> bool:
-    try:
-        return [float(r) for r in ratings] == [rating for _, rating in parsed]
-    except (TypeError, ValueError):
-        return False
+    return [_float(r) for r in ratings] == [rating for _, rating in parsed]
 
 
 def _sketches(folder: Path, keep: set[str]) -> dict[str, str]:
@@ -179,11 +195,12 @@ def _string(raw: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _number(raw: dict[str, Any], key: str, where: str) -> float:
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise DataError(f"{where}: key {key!r} must be a number (found {value!r})")
-    try:
-        return float(value)
-    except ValueError:
-        raise DataError(f"{where}: key {key!r} must be a number (found {value!r})") from None
+def _number(raw: dict[str, Any], key: str, where: str, scale: tuple[float, float] | None = None) -> float:
+    """`raw[key]` as a finite float (numeric strings allowed), within `scale` when one is given."""
+    value = _float(raw[key])
+    if value is None:
+        raise DataError(f"{where}: key {key!r} must be a finite number (found {raw[key]!r}); fix or delete the line")
+    if scale is not None and not scale[0] <= value <= scale[1]:
+        raise DataError(f"{where}: key {key!r} is {raw[key]!r}, outside the rating scale {scale[0]:g}–{scale[1]:g}; "
+                        "fix or delete the line")
+    return value

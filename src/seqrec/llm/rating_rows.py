@@ -5,12 +5,17 @@ Split rules (the LLM4Rec Movies split, spec §1.2), per user sorted by time:
   (not including) the valid item, so their histories are identical;
 * every earlier interaction from the 4th on is a **train** row whose history is everything before it, so a user
   with n interactions gives n − 5 train rows and the shortest train history has 3 items.
+
+Every rating must be a finite number within the data's rating scale and every timestamp finite; anything else
+is a `DataError` naming the dataset, user and item, so a NaN never reaches a prompt or a metric.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -39,11 +44,13 @@ def split_users(users: Iterable[tuple[str, Sequence[Event]]], name: str, min_int
     """RatingData from per-user chronological events (oldest first), in the given user order.
 
     Users with fewer than `min_interactions` events are dropped; `max_users` keeps the first N that remain.
-    Sample ids are f"{split}:{index}" in output order.
+    Sample ids are f"{split}:{index}" in output order. A rating outside `scale` (or not finite) is a `DataError`.
     """
     if min_interactions < MIN_INTERACTIONS:
         raise ConfigError(f"min_interactions must be at least {MIN_INTERACTIONS} (got {min_interactions}): valid "
                           "and test rows need a history")
+    if not (math.isfinite(scale[0]) and math.isfinite(scale[1]) and scale[0] <= scale[1]):
+        raise ConfigError(f"the rating scale must be two finite numbers, low <= high (got {scale})")
     out: dict[str, list[RatingRow]] = {"train": [], "valid": [], "test": []}
     kept = 0
     for user, events in users:
@@ -52,6 +59,7 @@ def split_users(users: Iterable[tuple[str, Sequence[Event]]], name: str, min_int
         if max_users is not None and kept >= max_users:
             break
         kept += 1
+        _check_ratings(name, user, events, scale)
         history = tuple(RatedItem(e.text, e.rating, e.item) for e in events)  # shared by all rows of the user
         for position in range(FIRST_TRAIN_TARGET, len(events) - 2):
             out["train"].append(_row(out, "train", user, events[position], history[:position]))
@@ -61,6 +69,15 @@ def split_users(users: Iterable[tuple[str, Sequence[Event]]], name: str, min_int
         raise DataError(f"{name}: no user has at least {min_interactions} rated interactions")
     return RatingData(name=name, train=out["train"], valid=out["valid"], test=out["test"], scale=scale,
                       category=category)
+
+
+def _check_ratings(name: str, user: str, events: Sequence[Event], scale: tuple[float, float]) -> None:
+    low, high = scale
+    for event in events:
+        rating = event.rating
+        if isinstance(rating, bool) or not isinstance(rating, Real) or not low <= rating <= high:  # NaN: False
+            raise DataError(f"{name}: user {user!r}, item {event.item!r} has rating {rating!r}; ratings must be "
+                            f"finite numbers from {low:g} to {high:g}; fix or drop that interaction")
 
 
 def _row(out: dict[str, list[RatingRow]], split: str, user: str, event: Event,
@@ -81,6 +98,9 @@ def rows_from_interactions(interactions: Interactions, catalog: ItemCatalog, nam
     texts = [""] + [item_text(catalog, i, ext) for i, ext in enumerate(interactions.item_map.external, start=1)]
     ratings = interactions.ratings.astype(np.float64)  # [n]
     times = interactions.timestamps  # [n] float64 or None
+    _require_finite(interactions, ratings, "rating", name)
+    if times is not None:
+        _require_finite(interactions, times, "timestamp", name)
     seqs = interactions.sequences()
     users = []
     for u in range(interactions.num_users):  # rows are chronological per user already
@@ -90,6 +110,14 @@ def rows_from_interactions(interactions: Interactions, catalog: ItemCatalog, nam
                         int(times[r]) if times is not None else 0) for r in rows]
         users.append((interactions.user_map.external[u], events))
     return split_users(users, name, min_interactions, max_users, rating_scale(ratings), category)
+
+
+def _require_finite(interactions: Interactions, values: np.ndarray, what: str, name: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        user = interactions.user_map.external[int(interactions.users[bad[0]])]
+        raise DataError(f"dataset {name!r}: user {user!r} has {what} {values[bad[0]]} ({len(bad)} such rows in "
+                        f"all); {what}s must be finite numbers, fix the data source")
 
 
 def item_text(catalog: ItemCatalog, item: int, fallback: str) -> str:
