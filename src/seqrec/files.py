@@ -29,10 +29,25 @@ def write_file_atomically(path: Path, write: Callable[[str], None]) -> None:
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         write(str(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())  # some writers (safetensors) recreate the file as 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomically(path: Path, text: str) -> None:
@@ -87,7 +102,7 @@ def read_json_lines(path: Path, fix: str, error: type[SeqrecError] = RunError) -
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path} cannot be read ({exc}); {fix}") from None
     out = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 is not a line end
         if line.strip():
             try:
                 out.append(json.loads(line))

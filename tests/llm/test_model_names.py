@@ -105,3 +105,13 @@ def test_folders_and_cached_names_load_offline(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", cached_snapshot)
     assert lm.load_tokenizer("org/cached").chat_template is not None
     assert asked == [("org/cached", True)]
+
+
+def test_sentence_embedding_names_follow_offline_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sentence_transformers")
+    from seqrec.text import sentence_embedder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SeqrecError, match=f"model '{UNCACHED}' is not a local folder.*all-MiniLM-L6-v2") as caught:
+        sentence_embedder(UNCACHED)
+    assert "smollm2" not in str(caught.value) and "\n" not in str(caught.value)

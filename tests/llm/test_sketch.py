@@ -182,6 +182,34 @@ def test_save_and_load(sketcher: InterestSketcher, data: RatingData, tmp_path: P
         InterestSketcher.load(path)
 
 
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("theta", float("nan"), "not valid JSON|not a finite number|NaN"),
+    ("theta", True, "theta must be a finite number"),
+    ("theta", "4", "theta must be a finite number"),
+    ("topic_of", {"i0": 1.5}, "integer topics"),
+    ("topic_of", {"i0": True}, "integer topics"),
+    ("names", "Cosmos", "names must be a list"),
+])
+def test_a_damaged_sketcher_file_is_a_data_error(sketcher: InterestSketcher, tmp_path: Path, key: str,
+                                                 value: object, expected: str) -> None:
+    path = sketcher.save(tmp_path / "sketcher.json")
+    raw = json.loads(path.read_text())
+    raw[key] = value
+    path.write_text(json.dumps(raw))  # json.dumps writes NaN as the non-JSON token NaN
+    with pytest.raises(DataError, match=expected):
+        InterestSketcher.load(path)
+
+
+@pytest.mark.parametrize("line", ['{"topic": Infinity, "fingerprint": "a", "reply": "x"}',
+                                  '{"topic": 1e400, "fingerprint": "a", "reply": "x"}',
+                                  '{"topic": "1", "fingerprint": "a", "reply": "x"}', '[1, 2]'])
+def test_a_damaged_name_cache_line_names_the_line(tmp_path: Path, line: str) -> None:
+    cache = tmp_path / "names.jsonl"
+    cache.write_text('\ufeff{"topic": 0, "fingerprint": "a", "reply": "ok"}\r\n' + line + "\n")
+    with pytest.raises(DataError, match="names.jsonl:2: not a topic-name cache line"):
+        read_name_cache(cache)
+
+
 # ---------------------------------------------------------------- LLM naming
 
 

@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from seqrec.data.readers import read_text
 from seqrec.errors import ConfigError, DataError, SeqrecError
+from seqrec.jsonl import loads_finite, parse_json
 from seqrec.llm.prompts import DEFAULT_SCALE, RatingScale, user_message
 from seqrec.llm.rows import RatedItem, RatingRow
 
@@ -221,16 +223,17 @@ def read_name_cache(path: str | Path) -> dict[tuple[int, str], str]:
     out: dict[tuple[int, str], str] = {}
     if not path.exists():
         return out
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-                out[(int(raw["topic"]), str(raw["fingerprint"]))] = str(raw["reply"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"{path}:{number}: not a topic-name cache line ({type(exc).__name__}: {exc}); "
-                                "each line needs topic, fingerprint and reply; fix or delete the line") from None
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = loads_finite(line)
+            if isinstance(raw["topic"], bool) or not isinstance(raw["topic"], int):
+                raise TypeError(f"topic {raw['topic']!r} is not an integer")
+            out[(raw["topic"], str(raw["fingerprint"]))] = str(raw["reply"])
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise DataError(f"{path}:{number}: not a topic-name cache line ({type(exc).__name__}: {exc}); "
+                            "each line needs topic, fingerprint and reply; fix or delete the line") from None
     return out
 
 
@@ -303,17 +306,21 @@ class InterestSketcher:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"interest sketcher file not found: {path} (build one with build_sketcher(...).save)")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: not a JSON sketcher file ({exc})") from None
+        raw = parse_json(read_text(path), path)
         if not isinstance(raw, dict) or raw.get("format") != SKETCH_FORMAT:
             raise DataError(f"{path}: not an interest sketcher file (format {SKETCH_FORMAT!r} expected)")
         for key in ("names", "topic_of", "theta"):
             if key not in raw:
                 raise DataError(f"{path}: missing key {key!r}; rebuild the sketcher")
-        sketcher = cls([str(n) for n in raw["names"]], {str(k): int(v) for k, v in raw["topic_of"].items()},
-                       float(raw["theta"]), dict(raw.get("settings") or {}))
+        theta, names, topic_of = raw["theta"], raw["names"], raw["topic_of"]
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not math.isfinite(theta):
+            raise DataError(f"{path}: theta must be a finite number, got {theta!r}; rebuild the sketcher")
+        if not isinstance(names, list) or not isinstance(topic_of, dict) or \
+                not all(isinstance(v, int) and not isinstance(v, bool) for v in topic_of.values()):
+            raise DataError(f"{path}: names must be a list and topic_of map items to integer topics; "
+                            "rebuild the sketcher")
+        sketcher = cls([str(n) for n in names], {str(k): v for k, v in topic_of.items()}, float(theta),
+                       dict(raw.get("settings") or {}))
         bad = [k for k, v in sketcher.topic_of.items() if not 0 <= v < len(sketcher.names)]
         if bad:
             raise DataError(f"{path}: item {bad[0]!r} has a topic outside 0..{len(sketcher.names) - 1}")
