@@ -183,3 +183,15 @@ def test_recommend_stops_when_every_item_is_seen(runs: dict[str, Run]) -> None:
     seen = len(rec.histories[0])
     rows = rec.recommend([user], k=100)  # 40 items, so fewer than 100 rows: only the unseen ones
     assert len(rows) == rec.model.num_items - seen
+
+
+def test_a_claimed_folder_for_later_work_is_freed_when_the_work_fails(tmp_path: Path) -> None:
+    from seqrec.runs import claimed_run_dir
+
+    with pytest.raises(RuntimeError), claimed_run_dir(tmp_path, "stage") as path:
+        assert is_claimed(path)
+        raise RuntimeError("the stage failed")
+    assert list(tmp_path.iterdir()) == []
+    with claimed_run_dir(tmp_path, "stage") as path:
+        write_atomically(path, lambda folder: (folder / "done").write_text("ok"))
+    assert (tmp_path / "stage" / "done").read_text() == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -29,10 +30,11 @@ def _data(source: str, data_dir: str | None, limit_users: int | None):  # noqa: 
     return load_rating_data(source, data_dir, limit_users)
 
 
-def _out(out: Path | None, stage: str) -> Path:
-    from seqrec.runs import unique_run_dir
+def _out(out: Path | None, stage: str) -> contextlib.AbstractContextManager[Path]:
+    """The stage's run folder: --out as given, else a new runs/llm/STAGE(-n), freed again if the stage fails."""
+    from seqrec.runs import claimed_run_dir
 
-    return out if out is not None else unique_run_dir(Path("runs/llm"), stage)
+    return contextlib.nullcontext(out) if out is not None else claimed_run_dir(Path("runs/llm"), stage)
 
 
 def _print_metrics(path: Path, keys: tuple[str, ...]) -> None:
@@ -71,8 +73,8 @@ def sketch(data: Data = "movies-tv", data_dir: DataDir = None, limit_users: Limi
     from seqrec.llm.stage_sketch import sketch_stage
 
     rating_data = _data(data, data_dir, limit_users)
-    with interruptible():
-        path = sketch_stage(rating_data, _out(out, "sketch"), embedder=embedder, n_clusters=clusters, top_k=top_k,
+    with interruptible(), _out(out, "sketch") as target:
+        path = sketch_stage(rating_data, target, embedder=embedder, n_clusters=clusters, top_k=top_k,
                             theta=theta, namer=namer, endpoint=endpoint, endpoint_model=endpoint_model,
                             api_key_env=api_key_env, allow_http=allow_http, tokenizer=tokenizer, seed=seed, source=data)
     _print_metrics(path, ("topics", "items", "prompt_tokens_sketch", "prompt_tokens_raw", "token_reduction",
@@ -114,8 +116,8 @@ def grpo(data: Data = "movies-tv", data_dir: DataDir = None, limit_users: LimitU
                             temperature=temperature, seed=seed)
     warmup = WarmupSettings(rows=warmup_rows, epochs=warmup_epochs, lr=warmup_lr, seed=seed) if warmup_rows else None
     rating_data = _data(data, data_dir, limit_users)
-    with interruptible():
-        path = grpo_stage(rating_data, model, _out(out, "grpo"), settings, sketch=sketch or "none",
+    with interruptible(), _out(out, "grpo") as target:
+        path = grpo_stage(rating_data, model, target, settings, sketch=sketch or "none",
                           max_history=max_history or 10, limit=limit, source=data, warmup=warmup)
     _print_metrics(path, ("warmup_rows", "warmup_loss_first", "warmup_loss_last", "warmup_seconds", "rows", "steps",
                           "reward_first", "reward_last", "accuracy_reward_last", "format_reward_last", "seconds",
@@ -144,8 +146,8 @@ def align(base: Annotated[str, typer.Argument(help="A grpo run (the teacher and 
     settings = AlignSettings(ce_weight=ce_weight, loss=loss, epochs=epochs, lr=lr, batch_size=batch_size,
                              eval_every=eval_every, seed=seed)
     rating_data = _data(data, data_dir, limit_users)
-    with interruptible():
-        path = align_stage(rating_data, base, _out(out, "align"), settings, sketch=sketch, max_history=max_history,
+    with interruptible(), _out(out, "align") as target:
+        path = align_stage(rating_data, base, target, settings, sketch=sketch, max_history=max_history,
                            limit=limit, valid_limit=valid_limit, trace_tokens=trace_tokens, source=data)
     _print_metrics(path, ("traced", "teacher_correct", "teacher_mae", "kept", "steps", "best_valid_mae",
                           "best_valid_invalid_rate", "seconds"))
@@ -166,8 +168,8 @@ def evaluate(predictor: Annotated[str, typer.Argument(help="A grpo/align run, a 
     from seqrec.llm.stage_evaluate import evaluate_stage
 
     rating_data = _data(data, data_dir, limit_users)
-    with interruptible():
-        path = evaluate_stage(rating_data, predictor, _out(out, "evaluate"), split=split, mode=mode, limit=limit,
+    with interruptible(), _out(out, "evaluate") as target:
+        path = evaluate_stage(rating_data, predictor, target, split=split, mode=mode, limit=limit,
                               sketch=sketch, max_history=max_history, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, source=data)
     _print_metrics(path, ("n", "mae", "rmse", "invalid_rate", "mae_invalid_as_max", "rmse_invalid_as_max",

@@ -109,7 +109,9 @@ def steer(sae_dir: Path, concept: Annotated[str, typer.Option(help="Concept to s
           mode: Annotated[str, typer.Option(help="delta (u = x + Δz·W_dec; the base model at α=0) or recon (u = x̂).")]
           = "delta",
           split: Annotated[str, typer.Option(help="valid or test")] = "test",
-          mask_seen: Annotated[bool, typer.Option(help="Mask items the user has seen.")] = True,
+          mask_seen: Annotated[bool | None, typer.Option(
+              "--mask-seen/--no-mask-seen", help="Mask items the user has seen [default: as the run did].")]
+          = None,
           data_dir: DataDir = None) -> None:
     """Steer popularity with an SAE run: one setting against the base model, or a sweep over α with a plot."""
     from seqrec.api import run_data
@@ -125,8 +127,10 @@ def steer(sae_dir: Path, concept: Annotated[str, typer.Option(help="Concept to s
     beta_values = parse_values(betas, "--betas") if betas else list(DEFAULT_BETAS) if sweep else []
     sae_run = load_sae_run(sae_dir)
     data = run_data(sae_run.base, data_dir)
+    mask_seen = sae_run.base.config.eval.mask_seen if mask_seen is None else mask_seen
     with interruptible():
         stats, _ = probe(sae_run, data, concept)
+        console.print(f"popularity neurons from the probe with {stats.describe()}")
         rows = popularity_sweep(sae_run, getattr(data, split), stats, alphas, beta_values, neurons, mode,  # type: ignore[arg-type]
                                 mask_seen)
     print_sweep(rows, title=f"{concept} steering, {split} split, seen items {'masked' if mask_seen else 'kept'}")

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,19 @@ def claim_mark() -> str:
 def is_claimed(path: Path) -> bool:
     """Whether `path` is an empty folder that this process claimed with `unique_run_dir`."""
     return path.is_dir() and not path.is_symlink() and [p.name for p in path.iterdir()] == [claim_mark()]
+
+
+@contextlib.contextmanager
+def claimed_run_dir(parent: str | Path, name: str) -> Iterator[Path]:
+    """`unique_run_dir` for work that fills the folder later: freed again when the work fails or writes nothing."""
+    path = unique_run_dir(parent, name)
+    try:
+        yield path
+    finally:
+        if is_claimed(path):
+            release_claim(path)
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def release_claim(path: Path) -> None:
@@ -258,7 +271,7 @@ def save_derived_run(path: Path, parent: Path, parent_key: str, meta: dict[str, 
 
     def write(tmp: Path) -> None:
         write_yaml({parent_key: relative, **meta}, tmp / files[0])
-        save_file(cpu_state(module), str(tmp / files[1]))
+        _atomic(tmp)(files[1], lambda name: save_file(cpu_state(module), name))
         write_records(tmp, metrics, history)
 
     return write_atomically(path, write)

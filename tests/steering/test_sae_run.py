@@ -143,3 +143,9 @@ def test_base_run_behind_a_symbolic_link_loop(sae_copy: Path) -> None:
     _edit(sae_copy / SAE_CONFIG, base_run="../loop-a")
     with pytest.raises(RunError, match=r"sae\.yaml: base_run: \.\./loop-a cannot be followed"):
         load_sae_run(sae_copy)
+
+
+def test_steered_recommenders_keep_the_runs_masking(sae_run: SAERun, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sae_run.base.recommender, "mask_seen", False)
+    assert sae_run.recommender().mask_seen is False
+    assert popsteer(sae_run, alpha=1.0).mask_seen is False

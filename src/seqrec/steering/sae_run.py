@@ -34,7 +34,8 @@ class SAERun:
         """The base run's recommender with user vectors passed through this SAE (and `intervention`)."""
         rec = self.base.recommender
         steered = SteeredEncoder(rec.model, self.sae.to(rec.model.device), mode, intervention)
-        return Recommender(steered, rec.user_map, rec.item_map, rec.histories, rec.catalog)
+        return Recommender(steered, rec.user_map, rec.item_map, rec.histories, rec.catalog,
+                           mask_seen=rec.mask_seen)
 
 
 def save_sae_run(run: SAERun, path: str | Path) -> Path:

@@ -36,7 +36,8 @@ class TunedRun:
         rec = self.sae_run.base.recommender
         sae = self.sae_run.sae.to(rec.model.device)
         model = TunedEncoder(rec.model, sae, self.controller.to(rec.model.device)).eval()
-        return Recommender(model, rec.user_map, rec.item_map, rec.histories, rec.catalog)
+        return Recommender(model, rec.user_map, rec.item_map, rec.histories, rec.catalog,
+                           mask_seen=rec.mask_seen)
 
 
 def save_tuned_run(run: TunedRun, path: str | Path) -> Path:
