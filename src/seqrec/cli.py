@@ -102,11 +102,12 @@ def evaluate(run_dir: Path, split: Annotated[str, typer.Option(help="valid or te
              data_dir: DataDir = None) -> None:
     """Evaluate a run on its dataset's valid or test split (full ranking), with the protocol the run recorded."""
     from seqrec.api import evaluate_run
+    from seqrec.files import dumps_json
 
     result = evaluate_run(run_dir, split=split, mask_seen=mask_seen, ks=k, max_len=max_len,
                           attributes=list(attribute or []), data_dir=data_dir)
     if as_json:
-        print(json.dumps({"metrics": result.metrics, "protocol": result.protocol}, indent=1))
+        print(dumps_json({"metrics": result.metrics, "protocol": result.protocol}, str(run_dir), 1))
         return
     print_metrics({split: result.metrics}, title=str(run_dir), caption=describe_protocol(result.protocol))
 

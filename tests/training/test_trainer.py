@@ -144,11 +144,18 @@ def test_valid_users_subsets_validation(tiny_data: SplitData) -> None:
 
 def test_monitor_must_be_a_validation_metric(tiny_data: SplitData) -> None:
     encoder = build_model(tiny_model_config("sasrec"), tiny_data.num_items)
-    with pytest.raises(ConfigError, match=r"train\.monitor.*NDCG@20"):
-        Trainer(encoder, tiny_data, tiny_train_config(monitor="NDCG@20"), EvalConfig(ks=(5, 10)), progress=False)
-    with pytest.raises(ConfigError, match=r"train\.monitor"):
-        Trainer(encoder, tiny_data, tiny_train_config(monitor="ndcg"), EvalConfig(ks=(5, 10)), progress=False)
+    for bad in ("ndcg", "coverage@10", "NDCG@0", "NDCG@x"):
+        with pytest.raises(ConfigError, match=r"train\.monitor must be .*HR@k, MRR@k, NDCG@k"):
+            Trainer(encoder, tiny_data, tiny_train_config(monitor=bad), EvalConfig(ks=(5, 10)), progress=False)
     Trainer(encoder, tiny_data, tiny_train_config(monitor="HR@5"), EvalConfig(ks=(5, 10)), progress=False)
+
+
+def test_the_monitor_is_validated_even_outside_eval_ks(tiny_data: SplitData) -> None:
+    """eval.ks [1, 3] with the default monitor NDCG@10 works: validation also computes NDCG@10."""
+    encoder = build_model(tiny_model_config("sasrec"), tiny_data.num_items)
+    trainer = Trainer(encoder, tiny_data, tiny_train_config(epochs=1), EvalConfig(ks=(1, 3)), progress=False)
+    record = trainer.fit().history[0]
+    assert {"valid_NDCG@1", "valid_NDCG@3", "valid_NDCG@10"} <= set(record)
 
 
 def test_chunked_loss_follows_the_full_softmax_trajectory(tiny_data: SplitData) -> None:

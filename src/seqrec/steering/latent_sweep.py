@@ -23,7 +23,7 @@ import torch
 from seqrec.data.splits import EvalSplit
 from seqrec.errors import RunError, SeqrecError
 from seqrec.evaluation.evaluate import mask_seen_items
-from seqrec.files import read_json
+from seqrec.files import dumps_json, read_json
 from seqrec.models.base import SequentialEncoder
 from seqrec.runs import write_atomically
 from seqrec.steering.activations import user_vectors
@@ -157,12 +157,13 @@ def save_sweep(sweep: LatentSweep, path: str | Path, item_counts: dict[str, int]
     def write(tmp: Path) -> None:
         meta = {"attributes": sweep.attributes, "scales": list(sweep.scales), "top": sweep.top, "split": sweep.split,
                 "mask_seen": sweep.mask_seen, "seconds": round(sweep.seconds, 2)}
-        (tmp / SWEEP_META).write_text(json.dumps(meta, indent=2))
+        (tmp / SWEEP_META).write_text(dumps_json(meta, str(Path(path) / SWEEP_META)))
         np.savez_compressed(tmp / SWEEP_ARRAYS, ratios=sweep.ratios, base_ratios=sweep.base_ratios,
                             case_counts=sweep.case_counts)
         for attribute in sweep.attributes:
             rows = sweep.regulation_scores(attribute)
-            (tmp / f"{file_stem(attribute)}_regulation_scores.json").write_text(json.dumps(rows, indent=1))
+            name = f"{file_stem(attribute)}_regulation_scores.json"
+            (tmp / name).write_text(dumps_json(rows, str(Path(path) / name), 1))
         if item_counts is not None:
             ordered = dict(sorted(item_counts.items(), key=lambda kv: -kv[1]))
             (tmp / "category_counts.json").write_text(json.dumps(ordered, indent=1))

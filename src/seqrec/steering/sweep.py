@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from seqrec.data.splits import EvalSplit
 from seqrec.evaluation.evaluate import evaluate
+from seqrec.files import dumps_json
 from seqrec.runs import write_atomically
 from seqrec.steering.popsteer import NeuronStats, PopularityReweighting, PopularitySteering
 from seqrec.steering.sae_run import SAERun
@@ -87,7 +87,7 @@ def write_sweep(rows: list[dict], path: Path, meta: dict) -> Path:
             writer = csv.DictWriter(f, fieldnames=["method", "strength", *SWEEP_METRICS])
             writer.writeheader()
             writer.writerows(rows)
-        (tmp / "sweep.json").write_text(json.dumps({"settings": meta, "rows": rows}, indent=1))
+        (tmp / "sweep.json").write_text(dumps_json({"settings": meta, "rows": rows}, str(path / "sweep.json"), 1))
         plot_tradeoff(rows, tmp / "tradeoff.png")
 
     return write_atomically(path, write)

@@ -121,10 +121,11 @@ class Trainer:
                  progress: bool = True, guide: ProfileGuide | None = None) -> None:
         self.config = config
         self.eval_config = eval_config or EvalConfig()
-        monitors = [f"{name}@{k}" for k in self.eval_config.ks for name in ACCURACY]
-        if config.monitor not in monitors:
-            raise ConfigError(f"train.monitor {config.monitor!r} is not computed on validation; "
-                              f"with eval.ks {list(self.eval_config.ks)} use one of: {suggest(monitors)}")
+        name, _, k = config.monitor.partition("@")
+        if name not in ACCURACY or not k.isdigit() or int(k) < 1:
+            raise ConfigError(f"train.monitor must be a validation accuracy metric at a cut-off, one of "
+                              f"{suggest([f'{n}@k' for n in ACCURACY])} (e.g. NDCG@10); got {config.monitor!r}")
+        self.valid_ks = tuple(sorted({*self.eval_config.ks, int(k)}))  # the monitor's k even if not in eval.ks
         self.dist = distributed.current()
         self.device = distributed.rank_device(resolve_device(config.device))
         self.model = model.to(self.device)
@@ -296,7 +297,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         ec = self.eval_config
-        metrics = evaluate(self.model, self.valid, ks=ec.ks, metrics="accuracy", mask_seen=ec.mask_seen,
+        metrics = evaluate(self.model, self.valid, ks=self.valid_ks, metrics="accuracy", mask_seen=ec.mask_seen,
                            chunk_size=ec.chunk_size)
         return self.dist.weighted_mean(metrics, len(self.valid), self.device)
 
