@@ -82,7 +82,7 @@ def train(config: Annotated[Path | None, typer.Argument(help="Experiment YAML (n
             run = run_experiment(ExperimentConfig.from_dict(raw), output_dir)
     if run.path is None:  # a data-parallel rank other than 0: rank 0 reports
         return
-    caption = describe_protocol({**run.metrics["protocol"], "ranking": "full catalogue"})
+    caption = describe_protocol(run.metrics["protocol"])
     print_metrics({"valid": run.metrics["valid"], "test": run.metrics["test"]}, title=f"{run.path}",
                   caption=caption)
     console.print(f"run saved to [bold]{run.path}[/] (best epoch {run.metrics['best_epoch']})")

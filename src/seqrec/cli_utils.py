@@ -37,8 +37,8 @@ def format_metric(key: str, value: float) -> str:
 
 
 def describe_protocol(protocol: dict) -> str:
-    """One line saying what the numbers measure: split, users, ranking, masking, cut-offs, input window."""
-    parts = [f"{protocol['split']} split" if "split" in protocol else "",
+    """One line saying what the numbers measure: dataset, split, users, ranking, masking, input window."""
+    parts = [str(protocol.get("dataset", "")), f"{protocol['split']} split" if "split" in protocol else "",
              f"{protocol['users']:,} users" if "users" in protocol else "",
              str(protocol.get("ranking", "")),
              ("seen items masked" if protocol["seen_items_masked"] else "seen items not masked")
