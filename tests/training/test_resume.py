@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -16,8 +17,6 @@ from seqrec.experiment import ExperimentConfig
 from seqrec.models import build_model
 from seqrec.runs import METRICS, WEIGHTS, load_run
 from seqrec.training.checkpoint import CHECKPOINT, CHECKPOINT_INFO
-
-TIMING = ("train_seconds", "elapsed_seconds")
 
 
 def experiment(model: str = "sasrec", name: str = "exp", **train: object) -> ExperimentConfig:
@@ -39,7 +38,7 @@ def interrupt_after(epoch: int):  # noqa: ANN201
 
 
 def without_timing(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in history]
+    return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in history]
 
 
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec", "duorec"])
@@ -140,3 +139,36 @@ def test_resume_refuses_a_finished_run_and_a_non_run(tmp_path: Path) -> None:
         seqrec.api.resume(tmp_path / "exp")
     with pytest.raises(RunError, match="not a training run to resume"):
         seqrec.api.resume(tmp_path / "nothing")
+
+
+def resumed_equals_whole(config: dict, tmp_path: Path, cut_after: int) -> None:
+    """Train `config` whole and cut after `cut_after` epochs then resumed: the same metrics, history, weights."""
+    whole = seqrec.run_experiment(ExperimentConfig.from_dict({**config, "name": "whole"}), tmp_path, progress=False)
+    with pytest.raises(Interrupted):
+        seqrec.run_experiment(ExperimentConfig.from_dict({**config, "name": "cut"}), tmp_path, progress=False,
+                              callbacks=[interrupt_after(cut_after)])
+    resumed = seqrec.api.resume(tmp_path / "cut", progress=False)
+    for key in ("valid", "test", "best_epoch"):
+        assert resumed.metrics[key] == whole.metrics[key], key
+    assert without_timing(resumed.history) == without_timing(whole.history)
+    a, b = load_file(str(tmp_path / "cut" / WEIGHTS)), load_file(str(tmp_path / "whole" / WEIGHTS))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("cut_after", [1, 3])  # in the distilled phase, and after the switch to fine-tuning
+def test_resume_across_the_distillation_phases(cut_after: int, tmp_path: Path) -> None:
+    from seqrec.distill import write_profile_json
+
+    rng = np.random.default_rng(0)
+    profiles = write_profile_json(tmp_path / "profiles.json",
+                                  {str(u): rng.normal(size=6) for u in range(100) if rng.random() < 0.7})
+    config = experiment().to_dict() | {"distill": {"profiles": str(profiles), "fine_tune_epoch": 3}}
+    resumed_equals_whole(config, tmp_path, cut_after)
+
+
+def test_resume_keeps_the_retrieval_knowledge_base_as_last_encoded(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    base = seqrec.run_experiment(experiment("duorec", "base", epochs=1), tmp_path, progress=False)
+    config = experiment("duorec", epochs=4).to_dict() | {
+        "retrieval": {"base_run": str(base.path), "top_k": 3, "refresh_every": 2}}
+    resumed_equals_whole(config, tmp_path, 3)  # the knowledge base was encoded after epoch 2, not 3
