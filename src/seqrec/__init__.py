@@ -1,7 +1,7 @@
 """seqrec: train, evaluate, interpret, steer and enrich sequential recommenders."""
 
 from seqrec import datasets
-from seqrec.api import load, run_experiment, train
+from seqrec.api import load, resume, run_experiment, train
 from seqrec.data.config import DataConfig
 from seqrec.errors import SeqrecError
 from seqrec.evaluation.evaluate import evaluate
@@ -11,6 +11,6 @@ from seqrec.training.config import EvalConfig, TrainConfig
 
 __version__ = "0.1.0"
 __all__ = [
-    "datasets", "load", "run_experiment", "train", "evaluate", "SeqrecError", "ExperimentConfig",
+    "datasets", "load", "resume", "run_experiment", "train", "evaluate", "SeqrecError", "ExperimentConfig",
     "DataConfig", "TrainConfig", "EvalConfig", "SASRecConfig", "BERT4RecConfig", "GRU4RecConfig",
 ]
