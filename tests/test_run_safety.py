@@ -20,7 +20,7 @@ import seqrec
 from helpers import TINY_SYNTHETIC, assert_cli_error
 from seqrec.errors import ConfigError, RunError
 from seqrec.experiment import ExperimentConfig
-from seqrec.files import temp_sibling
+from seqrec.files import host_name, temp_sibling
 from seqrec.runs import (
     CATALOG,
     HISTORIES,
@@ -123,7 +123,7 @@ def test_leftovers_of_killed_processes_are_cleaned(tmp_path: Path) -> None:
         (folder / "half.bin").write_bytes(b"x")
     claimed = tmp_path / "old"
     claimed.mkdir()
-    (claimed / f".seqrec-claim-{os.uname().nodename}-{dead.pid}").touch()
+    (claimed / f".seqrec-claim-{host_name()}-{dead.pid}").touch()
     unique_run_dir(tmp_path, "exp")
     assert mine.exists() and not theirs.exists() and not claimed.exists()
 
@@ -246,3 +246,91 @@ def test_non_finite_metrics_are_never_written_as_json(tmp_path: Path) -> None:
     with pytest.raises(SeqrecError, match=r"NaN or infinity.*test\.HR@10"):
         write_records(tmp_path, {"test": {"HR@10": float("nan")}}, [])
     assert not (tmp_path / METRICS).exists()
+
+
+# ---------------------------------------------------------------- the run lifecycle's own faults
+
+
+def test_a_finished_run_is_never_dropped_by_a_late_interruption(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import seqrec.api as api
+    from seqrec.errors import Interrupted
+
+    real = api.finish_run_dir
+
+    def finish_then_interrupt(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # e.g. Ctrl-C while the other processes meet at the barrier
+
+    monkeypatch.setattr(api, "finish_run_dir", finish_then_interrupt)
+    with pytest.raises(Interrupted, match="after the run was written"):
+        seqrec.run_experiment(config(), tmp_path, progress=False)
+    assert load_run(tmp_path / "tiny").metrics["test"]
+
+
+def test_resume_refuses_a_folder_without_a_checkpoint(tmp_path: Path) -> None:
+    folder = tmp_path / "myexp"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("# my notes\n" + yaml.safe_dump(TINY))
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="no training checkpoint"):
+        seqrec.resume(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "notes.txt"]
+    assert (folder / "config.yaml").read_text().startswith("# my notes")
+
+
+def interrupted_run(tmp_path: Path) -> Path:
+    from seqrec.errors import Interrupted
+
+    def stop(record: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        seqrec.run_experiment(config(train={"epochs": 3}), tmp_path, progress=False, callbacks=[stop])
+    return tmp_path / "tiny"
+
+
+def test_two_processes_never_train_the_same_run(tmp_path: Path) -> None:
+    run_dir = interrupted_run(tmp_path)
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run_dir / ".seqrec-lock").write_text(f"{host_name()} {busy.pid}")
+        with pytest.raises(RunError, match=f"being trained by process {busy.pid}"):
+            seqrec.resume(run_dir, progress=False)
+    finally:
+        busy.kill()
+        busy.wait()
+    run = seqrec.resume(run_dir, progress=False)  # the lock of a process that is gone is taken over
+    assert run.metrics["epochs_run"] == 3 and not (run_dir / ".seqrec-lock").exists()
+
+
+def test_a_checkpoint_write_cut_short_leaves_nothing_in_the_finished_run(tmp_path: Path) -> None:
+    run_dir = interrupted_run(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = run_dir / f".checkpoint.pt.tmp-{host_name()}-{dead.pid}-abcd1234"
+    leftover.write_bytes(b"half a checkpoint")
+    seqrec.resume(run_dir, progress=False)
+    assert not leftover.exists()
+
+
+def test_a_long_multibyte_name_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    assert_cli_error(["train", str(path), "--set", f"name={'é' * 150}", "--output-dir", str(tmp_path / "runs")],
+                     "longer than 120 bytes", monkeypatch, capsys)
+
+
+def test_files_written_by_other_libraries_get_normal_permissions(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    old = os.umask(0o022)
+    try:
+        path = write_atomically(tmp_path / "stage", lambda tmp: (tmp / "model").mkdir() or save_file(
+            {"w": torch.zeros(2)}, str(tmp / "model" / "weights.safetensors")))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((path / "model" / "weights.safetensors").stat().st_mode) == 0o644
+    assert stat.S_IMODE((path / "model").stat().st_mode) == 0o755

@@ -21,12 +21,12 @@ from seqrec.recommender import Recommender
 from seqrec.retrieval.augmented import RetrievalAugmented
 from seqrec.retrieval.config import RetrievalConfig
 from seqrec.retrieval.setup import from_base_run
-from seqrec.runs import Run, load_run
+from seqrec.runs import Run, clean_leftovers, load_run
 from seqrec.training import distributed
 from seqrec.training.checkpoint import Checkpoint
 from seqrec.training.config import EvalConfig, TrainConfig, resolve_device
 from seqrec.training.trainer import EpochCallback, Trainer, seed_everything
-from seqrec.training_runs import finish_run_dir, guarded, resumable_config, start_run_dir
+from seqrec.training_runs import finish_run_dir, guarded, resumable_config, start_run_dir, training_lock
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +156,17 @@ def _train_in(config: ExperimentConfig, run_dir: Path | None, fresh: bool, progr
 
     world = distributed.current()
     checkpoint = Checkpoint(run_dir, config.train.checkpoint_every, writer=world.is_main)
-    with guarded(run_dir if world.is_main else None, fresh):
+    writing = run_dir if world.is_main else None
+    with training_lock(writing), guarded(writing, fresh):
+        if writing is not None:
+            clean_leftovers(writing)
         data = load_data(config.data)
         run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress,
                     distill=config.distill, retrieval=config.retrieval, checkpoint=checkpoint, callbacks=callbacks)
         run.config.name = config.name
-        if world.is_main and run_dir is not None:
-            finish_run_dir(run, run_dir, checkpoint)
-        world.barrier()
+        if writing is not None:
+            finish_run_dir(run, writing, checkpoint)
+    world.barrier()  # outside the guard: a finished run is never dropped
     return run
 
 

@@ -15,9 +15,24 @@ from seqrec.errors import RunError, SeqrecError
 TMP_MARK = ".tmp-"  # hidden temporary siblings: .<name>.tmp-<host>-<pid>-<token>
 
 
+def host_name() -> str:
+    """This machine's name as it appears in temporary and claim file names (short enough for any file name)."""
+    return socket.gethostname()[:40]
+
+
 def temp_sibling(path: Path) -> Path:
     """A fresh hidden name beside `path` that records which process made it (so leftovers can be cleaned)."""
-    return path.parent / f".{path.name}{TMP_MARK}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    return path.parent / f".{path.name[:80]}{TMP_MARK}{host_name()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def normal_permissions(root: Path) -> None:
+    """Give `root` and everything below it the modes a new file or folder gets from the umask (some writers,
+    such as safetensors, create files as 0600)."""
+    mask = current_umask()
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~mask)
 
 
 def write_file_atomically(path: Path, write: Callable[[str], None]) -> None:

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,8 @@ from seqrec.experiment import ExperimentConfig
 from seqrec.files import (
     TMP_MARK,
     dumps_json,
+    host_name,
+    normal_permissions,
     read_json,
     read_json_lines,
     temp_sibling,
@@ -102,13 +103,18 @@ def unique_run_dir(parent: str | Path, name: str) -> Path:
         except FileExistsError:
             candidate, n = parent / f"{name}-{n}", n + 1
             continue
+        except FileNotFoundError:  # another process removed the (empty) parent it had made meanwhile
+            parent.mkdir(parents=True, exist_ok=True)
+            continue
+        except OSError as exc:
+            raise RunError(f"cannot create the run folder {candidate} ({exc.strerror or exc})") from None
         (candidate / claim_mark()).touch()
         return candidate
 
 
 def claim_mark() -> str:
     """The file that marks a folder as claimed by this process (and lets a dead process's claim be freed)."""
-    return f"{CLAIM_MARK}{socket.gethostname()}-{os.getpid()}"
+    return f"{CLAIM_MARK}{host_name()}-{os.getpid()}"
 
 
 def is_claimed(path: Path) -> bool:
@@ -135,11 +141,12 @@ def release_claim(path: Path) -> None:
 
 
 def check_run_name(name: str) -> str:
-    """A run name is one folder name: not empty, no path separator, not `.`/`..`, not hidden, printable."""
+    """A run name is one folder name: not empty, no path separator, not `.`/`..`, not hidden, printable, and at
+    most 120 bytes (file names hold 255; the rest is room for `-N` and temporary-name suffixes)."""
     problem = ("is empty" if not name else "contains a path separator" if re.search(r"[/\\]", name)
                else "is '.' or '..'" if name in (".", "..") else "starts with '.' (hidden)" if name.startswith(".")
                else "contains control characters" if any(ord(c) < 32 for c in name)
-               else "is longer than 200 characters" if len(name) > 200 else "")
+               else "is longer than 120 bytes" if len(name.encode("utf-8", "surrogateescape")) > 120 else "")
     if problem:
         raise ConfigError(f"run name {name!r} {problem}; a name is a single folder name such as sasrec-beauty "
                           "(choose the parent folder with --output-dir)")
@@ -148,19 +155,25 @@ def check_run_name(name: str) -> str:
 
 def clean_leftovers(parent: Path) -> None:
     """Delete what processes of this machine left when they were killed: hidden temporary folders and files,
-    and folders they claimed but never filled."""
-    host = socket.gethostname()
-    for entry in parent.glob(f".*{TMP_MARK}{host}-*"):
-        if not _alive(_pid_after(entry.name, f"{TMP_MARK}{host}-")):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-            log.warning("removed %s, left by an interrupted process", entry)
-    for mark in parent.glob(f"*/{CLAIM_MARK}{host}-*"):
-        folder = mark.parent
-        if not _alive(_pid_after(mark.name, f"{CLAIM_MARK}{host}-")) and [p.name for p in folder.iterdir()] == \
-                [mark.name]:
-            mark.unlink(missing_ok=True)
-            folder.rmdir()
-            log.warning("freed %s, claimed by an interrupted process and never written", folder)
+    and folders they claimed but never filled. Entries of live processes (which may vanish meanwhile) are kept."""
+    temporary, claim = f"{TMP_MARK}{host_name()}-", f"{CLAIM_MARK}{host_name()}-"
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):  # another process renamed or removed its own entry meanwhile
+            if entry.name.startswith(".") and temporary in entry.name:
+                if not process_alive(_pid_after(entry.name, temporary)):
+                    shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.remove(entry.path)
+                    log.warning("removed %s, left by an interrupted process", entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                inside = os.listdir(entry.path)
+                if len(inside) == 1 and inside[0].startswith(claim) and not process_alive(
+                        _pid_after(inside[0], claim)):
+                    os.remove(os.path.join(entry.path, inside[0]))
+                    os.rmdir(entry.path)
+                    log.warning("freed %s, claimed by an interrupted process and never written", entry.path)
 
 
 def _pid_after(name: str, prefix: str) -> int:
@@ -168,7 +181,8 @@ def _pid_after(name: str, prefix: str) -> int:
     return int(rest) if rest.isdigit() else -1
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (unknown ids count as alive: not ours to judge)."""
     if pid <= 0:
         return True  # not ours to judge
     try:
@@ -196,6 +210,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     ours = claimed
     try:
         write(tmp)
+        normal_permissions(tmp)
         if not claimed:
             try:
                 path.mkdir()
@@ -292,9 +307,11 @@ def run_status(path: Path) -> str:
 def resume_hint(path: Path) -> str:
     """How to continue the in-progress run at `path`, and from which epoch."""
     info = checkpoint_info(path)
-    where = (f"its last checkpoint is epoch {info['epoch']} of {info['epochs']}" if info
-             else "it has no checkpoint yet")
-    return f"{path} is a training run that has not finished ({where}); continue it with `seqrec train --resume {path}`"
+    if info is None:
+        return (f"{path} is a training run that has not finished and has no checkpoint yet (still starting, or "
+                "stopped before its first checkpoint); wait for it, or delete it and start again")
+    return (f"{path} is a training run that has not finished (its last checkpoint is epoch {info['epoch']} of "
+            f"{info['epochs']}); continue it with `seqrec train --resume {path}`")
 
 
 def load_run(path: str | Path, device: str = "cpu", rebuild_index: bool = False) -> Run:

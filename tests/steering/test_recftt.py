@@ -47,6 +47,19 @@ def planted_sae(model, membership: np.ndarray, latents: int = 12, k: int = 2) ->
     return sae.eval()
 
 
+def test_the_latent_sweep_refuses_non_finite_scores(base_run: Run, steer_data: SplitData,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqrec.errors import NonFiniteError
+
+    model = base_run.model.eval()
+    membership = attribute_matrix(steer_data.catalog, ["Comedy"])
+    sae = planted_sae(model, membership)
+    nan_items = torch.full_like(model.item_embeddings(), float("nan"))
+    monkeypatch.setattr(model, "item_embeddings", lambda: nan_items)
+    with pytest.raises(NonFiniteError):
+        latent_sweep(model, sae, steer_data.valid, ["Comedy"], membership, top=10)
+
+
 def test_planted_latent_has_the_top_contribution_score(base_run: Run, steer_data: SplitData) -> None:
     model = base_run.model.eval()
     membership = attribute_matrix(steer_data.catalog, ["Comedy", "Drama"])

@@ -22,7 +22,7 @@ import torch
 
 from seqrec.data.splits import EvalSplit
 from seqrec.errors import RunError, SeqrecError
-from seqrec.evaluation.evaluate import mask_seen_items
+from seqrec.evaluation.evaluate import mask_seen_items, require_finite
 from seqrec.files import dumps_json, read_json
 from seqrec.models.base import SequentialEncoder
 from seqrec.runs import write_atomically
@@ -118,6 +118,7 @@ def latent_sweep(model: SequentialEncoder, sae: TopKSAE, split: EvalSplit, attri
     def top_shares(users: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:  # -> [R, C]
         scores = vectors @ items_t  # [R, N+1]
         scores[:, 0] = float("-inf")
+        require_finite(scores, split.users[users.cpu().numpy()])
         if mask_seen:
             mask_seen_items(scores, split.histories.take(users.cpu().numpy()))
         return share[scores.topk(top, dim=1).indices].mean(1)
