@@ -54,7 +54,7 @@ def train(arm: str, dataset: str, seed: int, out: Path, extra: list[str], base: 
         if not (base_run / "metrics.json").is_file():
             return f"{name}: skipped, {base_run} is missing"
         sets += [f"retrieval.base_run={base_run}", *extra, *(NO_RETRIEVAL if arm == "finetune" else [])]
-    command = [sys.executable, "-m", "seqrec", "train", str(ROOT / config), "--output-dir", str(out),
+    command = [sys.executable, "-m", "seqrec", "train", str(ROOT / config), "--out", str(out),
                *itertools.chain.from_iterable(("--set", s) for s in sets)]
     log = out / f"{name}.log"
     with log.open("w") as f:
@@ -186,12 +186,12 @@ def epoch_times(out: Path, datasets: list[str], extra: list[str]) -> None:
             model = (from_base_run(config.retrieval, config.model, data) if arm == "ftragrec"
                      else build_model(config.model, data.num_items))
             start = time.perf_counter()
-            trainer = Trainer(model, data, config.train, config.eval, progress=False)
+            trainer = Trainer(model, data, config.train, progress=False)
             build = time.perf_counter() - start
             start = time.perf_counter()
             trainer.train_epoch()
-            if trainer.auxiliary is not None:  # the knowledge-base refresh (retrieval.refresh_every: 1)
-                trainer.auxiliary.end_epoch(1)
+            for term in trainer.terms:  # the knowledge-base refresh (retrieval.refresh_every: 1)
+                term.end_epoch(1)
             seconds.append(time.perf_counter() - start)
         print(f"| {dataset} | {seconds[0]:.1f} | {seconds[1]:.1f} | {seconds[1] / seconds[0]:.2f}× | {build:.1f} |")
 

@@ -25,6 +25,7 @@ import torch
 from peers.sasrec_settings import add_sasrec_arguments, sasrec_argv
 
 import seqrec
+from seqrec.evaluation.validation import RankingValidation
 from seqrec.models import build_model
 from seqrec.training.trainer import Trainer, seed_everything
 
@@ -40,7 +41,8 @@ def run_seqrec(data, args: argparse.Namespace) -> dict:  # noqa: ANN001
     model = build_model(config, data.num_items)
     train_config = seqrec.TrainConfig(batch_size=args.batch_size, lr=args.lr, seed=args.seed, loss=args.loss,
                                       grad_clip=0.0, device=args.device, compile=args.compile)
-    trainer = Trainer(model, data, train_config, progress=False)
+    trainer = Trainer(model, data, train_config, validate=RankingValidation(data.valid, train_config),
+                      progress=False)
     epochs, trained = [], 0.0
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
@@ -49,7 +51,7 @@ def run_seqrec(data, args: argparse.Namespace) -> dict:  # noqa: ANN001
         seconds = time.perf_counter() - start
         trained += seconds
         start = time.perf_counter()
-        valid = trainer.validate()
+        valid = trainer.validate(trainer.model)
         epochs.append({"epoch": epoch, "train_seconds": seconds, "eval_seconds": time.perf_counter() - start,
                        "valid_NDCG@10": valid["NDCG@10"], "valid_HR@10": valid["HR@10"]})
         print(json.dumps(epochs[-1]), flush=True)

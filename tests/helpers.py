@@ -34,3 +34,11 @@ def assert_cli_error(argv: list[str], expected: str, monkeypatch, capsys) -> Non
     out, err = capsys.readouterr()
     assert exc.value.code == 2 and err.startswith("error: ") and expected in " ".join(err.split())
     assert "Traceback" not in out + err
+
+
+def ranking_trainer(model, data, config: TrainConfig, eval_config: EvalConfig | None = None, **options):  # noqa: ANN001, ANN201
+    """A `Trainer` that validates with ranking metrics on `data.valid` (what `seqrec.api.train` builds)."""
+    from seqrec.evaluation.validation import RankingValidation
+    from seqrec.training.trainer import Trainer
+
+    return Trainer(model, data, config, validate=RankingValidation(data.valid, config, eval_config), **options)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import seqrec
-from helpers import TINY_EVAL, TINY_SYNTHETIC, tiny_model_config, tiny_train_config
+from helpers import TINY_EVAL, TINY_SYNTHETIC, ranking_trainer, tiny_model_config, tiny_train_config
 from seqrec.api import profile_guide
 from seqrec.data.splits import SplitData
 from seqrec.distill import DistillConfig, write_profile_json
@@ -29,8 +29,8 @@ def _trainer(data: SplitData, distill: DistillConfig | None, model: str = "sasre
     torch.manual_seed(0)
     encoder = build_model(tiny_model_config(model), data.num_items)
     guide = profile_guide(distill, encoder, data) if distill else None
-    return Trainer(encoder, data, tiny_train_config(epochs=epochs), TINY_EVAL, progress=False, guide=guide,
-                   callbacks=callbacks)
+    return ranking_trainer(encoder, data, tiny_train_config(epochs=epochs), TINY_EVAL, progress=False,
+                           terms=[guide] if guide else [], callbacks=callbacks)
 
 
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec"])
@@ -51,12 +51,12 @@ def test_phases_switch_at_the_configured_epoch(tiny_data: SplitData, tmp_path: P
                            fine_tune_epoch=3)
     weights: list[torch.Tensor] = []
     trainer = _trainer(tiny_data, config, model, epochs=4)
-    trainer.callbacks.append(lambda _: weights.append(trainer.guide.down.weight.detach().clone()))
+    trainer.add_callback(lambda _: weights.append(trainer.terms[0].down.weight.detach().clone()))
     result = trainer.fit()
     assert ["guide_loss" in h for h in result.history] == [True, True, False, False]
     assert not torch.equal(weights[0], weights[1])  # the projection learns while distilling
     assert torch.equal(weights[1], weights[2]) and torch.equal(weights[2], weights[3])  # and rests afterwards
-    assert not trainer.distilling
+    assert not trainer.active  # the guide is off
 
 
 def test_distillation_lowers_the_reconstruction_error(tiny_data: SplitData, tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ import torch
 
 from helpers import tiny_model_config
 from seqrec.distill.config import DistillConfig
-from seqrec.distill.guide import ProfileGuide, guide_objective
+from seqrec.distill.guide import ProfileGuide
 from seqrec.distill.store import ProfileTable
 from seqrec.errors import ConfigError
 from seqrec.models.base import build_model
+from seqrec.training.trainer import combine_terms
 
 HIDDEN = 4
 
@@ -36,18 +37,18 @@ def test_mse_by_hand_and_users_without_profiles_add_nothing() -> None:
     vectors[2, 0] = [0, 0, 1.0, 0]  # error 4 / 4
     guide = _guide(vectors, np.array([[True], [False], [True]]))
     hidden, real = _states()
-    total, count = guide(hidden, real, torch.tensor([0, 1, 2]))
+    total, count = guide.error(hidden, real, torch.tensor([0, 1, 2]))
     assert count.item() == 2
     assert total.item() == pytest.approx(0.25 + 1.0)
     hidden[1] += 50.0  # the user without a profile never changes the loss
-    assert guide(hidden, real, torch.tensor([0, 1, 2]))[0].item() == pytest.approx(1.25)
+    assert guide.error(hidden, real, torch.tensor([0, 1, 2]))[0].item() == pytest.approx(1.25)
 
 
 def test_cosine_loss_is_zero_for_parallel_vectors() -> None:
     vectors = np.zeros((3, 1, HIDDEN))
     vectors[:, 0] = [[5.0, 0, 0, 0], [0, 1.0, 0, 0], [0, -1.0, 0, 0]]
     guide = _guide(vectors, np.ones((3, 1), dtype=bool), loss="cosine")
-    total, count = guide(*_states(), torch.tensor([0, 1, 2]))
+    total, count = guide.error(*_states(), torch.tensor([0, 1, 2]))
     assert total.item() == pytest.approx(0 + 0 + 1.0) and count.item() == 3
 
 
@@ -64,7 +65,7 @@ def test_several_profiles_average_the_present_ones() -> None:
 def test_projections_map_between_sizes_and_learn(projection: str, trainable: str) -> None:
     vectors = np.random.default_rng(0).normal(size=(3, 2, 6))
     guide = _guide(vectors, np.ones((3, 2), dtype=bool), projection=projection, profile_pooling="attention")
-    total, _ = guide(*_states(), torch.tensor([0, 1, 2]))
+    total, _ = guide.error(*_states(), torch.tensor([0, 1, 2]))
     total.backward()
     assert getattr(guide, trainable).weight.grad.abs().sum() > 0
     assert guide.profile_score.weight.grad.abs().sum() > 0
@@ -89,8 +90,11 @@ def test_layers_index_blocks_and_the_output(model_name: str) -> None:
 def _objective(config: DistillConfig, rec: float = 6.0, guide: float = 0.5):
     rec_total = torch.tensor(rec, requires_grad=True)
     guide_total = torch.tensor(guide, requires_grad=True)
-    sums = torch.tensor([rec, 3.0, guide, 2.0])  # 3 positions, 2 profiled users
-    loss, value = guide_objective(rec_total, guide_total, sums, 1, config)
+    sums = torch.tensor([rec, guide, 3.0, 2.0])  # global totals, then counts: 3 positions, 2 profiled users
+    model = build_model(tiny_model_config("sasrec", hidden=HIDDEN, heads=1), 20)
+    term = ProfileGuide(config, model, ProfileTable(np.zeros((1, 1, HIDDEN), np.float32), np.ones((1, 1), bool)))
+    loss, logged = combine_terms(torch.stack([rec_total, guide_total]), torch.tensor([3.0, 2.0]), sums, [term])
+    value = logged["guide_loss"]
     loss.backward()
     return loss, value, rec_total.grad, guide_total.grad
 

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY_EVAL, tiny_model_config, tiny_train_config
+from helpers import TINY_EVAL, ranking_trainer, tiny_model_config, tiny_train_config
 from seqrec.errors import ConfigError
 from seqrec.models.base import TrainingSet
 from seqrec.models.duorec import DuoRec, DuoRecConfig, SameTargetIndex
-from seqrec.training.losses import info_nce
-from seqrec.training.trainer import Trainer
+from seqrec.models.losses import info_nce
 
 
 def test_info_nce_on_hand_made_vectors() -> None:
@@ -65,14 +64,14 @@ def test_contrastive_term_equals_info_nce_of_anchor_and_same_target_states(tiny_
     torch.manual_seed(0)
     config = tiny_model_config("duorec", dropout=0.0, contrast="su", lmd_sem=0.3, tau=0.7)
     model = DuoRec(config, tiny_data.num_items)
-    trainer = Trainer(model, tiny_data, tiny_train_config(batch_size=64), TINY_EVAL, progress=False)
+    trainer = ranking_trainer(model, tiny_data, tiny_train_config(batch_size=64), TINY_EVAL, progress=False)
     users, batch = next(trainer.batches())
     inputs, targets = batch[:, :-1], batch[:, 1:]
     hidden = model.encode(inputs)
     state = torch.random.get_rng_state()
-    aux = trainer.auxiliary
+    aux = trainer.terms[0]
     generator_state = aux.generator.get_state()
-    value = aux(users, inputs, targets, hidden)
+    value = aux.contrast(users, inputs, targets, hidden)
     # replay the same draws by hand
     aux.generator.set_state(generator_state)
     real = (inputs != 0) & (targets != 0)
@@ -93,7 +92,7 @@ def test_contrastive_term_equals_info_nce_of_anchor_and_same_target_states(tiny_
 def test_duorec_trains_and_records_the_contrastive_loss(tiny_data, contrast: str) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     model = DuoRec(tiny_model_config("duorec", contrast=contrast), tiny_data.num_items)
-    result = Trainer(model, tiny_data, tiny_train_config(epochs=2), TINY_EVAL, progress=False).fit()
+    result = ranking_trainer(model, tiny_data, tiny_train_config(epochs=2), TINY_EVAL, progress=False).fit()
     losses = [record["contrastive_loss"] for record in result.history]
     assert all(math.isfinite(v) and v > 0 for v in losses)
     assert np.isfinite(result.best_valid["NDCG@10"])
@@ -102,7 +101,7 @@ def test_duorec_trains_and_records_the_contrastive_loss(tiny_data, contrast: str
 def test_contrast_none_is_plain_sasrec_training(tiny_data) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     model = DuoRec(tiny_model_config("duorec", contrast="none"), tiny_data.num_items)
-    result = Trainer(model, tiny_data, tiny_train_config(), TINY_EVAL, progress=False).fit()
+    result = ranking_trainer(model, tiny_data, tiny_train_config(), TINY_EVAL, progress=False).fit()
     assert "contrastive_loss" not in result.history[0]
 
 

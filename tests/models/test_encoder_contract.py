@@ -11,13 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import tiny_model_config, tiny_train_config
+from helpers import ranking_trainer, tiny_model_config, tiny_train_config
 from seqrec.data.splits import SplitData
 from seqrec.errors import ConfigError
 from seqrec.experiment import model_config_from_dict
 from seqrec.models import SASRecConfig, build_model
 from seqrec.models.base import MODEL_REGISTRY, SequentialEncoder
-from seqrec.training.trainer import Trainer
 
 N = 30  # items
 HISTORIES = [[3, 7, 1, 30, 12, 5, 9, 2, 8, 4, 6, 11, 13], [5], [2, 9], [30, 29, 28, 1, 2], [17, 4, 4, 9]]
@@ -105,7 +104,7 @@ def test_eval_mode_is_deterministic_and_batch_independent(model_name: str) -> No
 
 
 def _one_step(model: SequentialEncoder, data: SplitData) -> tuple[float, dict[str, torch.Tensor]]:
-    trainer = Trainer(model, data, tiny_train_config(batch_size=64), progress=False)
+    trainer = ranking_trainer(model, data, tiny_train_config(batch_size=64), progress=False)
     users, batch = next(trainer.batches())  # all 60 users in one batch
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     model.train()

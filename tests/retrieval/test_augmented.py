@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY_EVAL, tiny_model_config, tiny_train_config
+from helpers import TINY_EVAL, ranking_trainer, tiny_model_config, tiny_train_config
 from seqrec.api import train
 from seqrec.errors import ConfigError, RunError
 from seqrec.models.duorec import DuoRec
@@ -30,7 +30,7 @@ def augmented(tiny_data, base_run: Path, **overrides: object) -> tuple[Retrieval
     torch.manual_seed(0)
     config = RetrievalConfig(base_run=str(base_run), **{"top_k": 3, "quality_threshold": -1.0, **overrides})
     model = RetrievalAugmented(load_run(base_run).model, config)
-    return model, Trainer(model, tiny_data, tiny_train_config(batch_size=64), TINY_EVAL, progress=False)
+    return model, ranking_trainer(model, tiny_data, tiny_train_config(batch_size=64), TINY_EVAL, progress=False)
 
 
 def histories(tiny_data, model: RetrievalAugmented) -> torch.Tensor:  # noqa: ANN001
@@ -92,8 +92,8 @@ def test_gradients_reach_the_retriever_and_only_the_unfrozen_encoder_parts(tiny_
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     users, batch = next(trainer.batches())
     model.train()
-    out = trainer.objective(users, batch)
-    (out[0] / out[1] + out[4]).backward()
+    totals, counts = trainer.objective(users, batch)
+    (totals[0] / counts[0] + totals[1]).backward()
     trainer.optimizer.step()
     moved = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert {n for n in before if n.startswith("retriever.")} <= moved
@@ -106,13 +106,13 @@ def test_original_wiring_trains_the_retriever_only_through_the_divergence(tiny_d
     """fusion_query=hidden + frozen encoder (the published code): without the KL term nothing can learn."""
     model, trainer = augmented(tiny_data, base_run, fusion_query="hidden", unfreeze="none", kl_weight=0.0)
     users, batch = next(trainer.batches())
-    out = trainer.objective(users, batch)
-    assert not out[4].requires_grad or all(
-        g is None or not g.any() for g in torch.autograd.grad(out[4], list(model.retriever.parameters()),
+    retrieval = trainer.objective(users, batch)[0][1]  # the retrieval term's sum (a mean)
+    assert not retrieval.requires_grad or all(
+        g is None or not g.any() for g in torch.autograd.grad(retrieval, list(model.retriever.parameters()),
                                                               allow_unused=True))
     model, trainer = augmented(tiny_data, base_run, fusion_query="retriever", unfreeze="none", kl_weight=0.0)
-    out = trainer.objective(users, batch)
-    grads = torch.autograd.grad(out[4], list(model.retriever.parameters()), allow_unused=True)
+    retrieval = trainer.objective(users, batch)[0][1]
+    grads = torch.autograd.grad(retrieval, list(model.retriever.parameters()), allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
@@ -122,9 +122,9 @@ def test_refresh_re_encodes_the_knowledge_base(tiny_data, base_run: Path) -> Non
     with torch.no_grad():
         for p in model.retriever.parameters():
             p.add_(0.1)
-    assert "refresh_seconds" not in trainer.auxiliary.end_epoch(1)
+    assert "refresh_seconds" not in trainer.terms[0].end_epoch(1)
     assert np.array_equal(model.knowledge.keys, keys)
-    assert "refresh_seconds" in trainer.auxiliary.end_epoch(2)
+    assert "refresh_seconds" in trainer.terms[0].end_epoch(2)
     assert not np.allclose(model.knowledge.keys, keys)
     model.eval()
     inputs = trainer.sequences[:1, :-1]
@@ -186,7 +186,7 @@ def test_knowledge_base_matches_the_restored_weights_after_training(tiny_data, b
     trainer.config = dataclasses.replace(trainer.config, epochs=2)
     trainer.fit()
     keys = model.knowledge.keys.copy()
-    model.build_knowledge(trainer.auxiliary.train_set)  # what the final weights encode
+    model.build_knowledge(trainer.terms[0].train_set)  # what the final weights encode
     np.testing.assert_allclose(model.knowledge.keys, keys, rtol=1e-5, atol=1e-6)
 
 

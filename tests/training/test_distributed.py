@@ -37,7 +37,7 @@ def _train(tmp_path: Path, launcher: list[str], out: str) -> Path:
     profiles = {str(u): rng.normal(size=6) for u in range(1, 91) if rng.random() < 0.7}
     write_profile_json(tmp_path / "profiles.json", profiles, overwrite=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*launcher, "train", str(config), "--output-dir", out], cwd=tmp_path, env=env,
+    proc = subprocess.run([*launcher, "train", str(config), "--out", out], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("run saved to") == 1  # rank 1 stays quiet

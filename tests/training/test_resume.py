@@ -133,6 +133,17 @@ def test_a_damaged_checkpoint_is_a_run_error(tmp_path: Path) -> None:
         seqrec.api.resume(tmp_path / "exp", progress=False)
 
 
+def test_a_checkpoint_of_another_format_is_a_run_error(tmp_path: Path) -> None:
+    with pytest.raises(Interrupted):
+        seqrec.run_experiment(experiment(), tmp_path, progress=False, callbacks=[interrupt_after(1)])
+    file = tmp_path / "exp" / CHECKPOINT
+    state = torch.load(file, weights_only=True)
+    del state["format"]  # what the previous layout looked like to this version
+    torch.save(state, file)
+    with pytest.raises(RunError, match=r"another version of seqrec \(checkpoint format 1.*delete it"):
+        seqrec.api.resume(tmp_path / "exp", progress=False)
+
+
 def test_resume_refuses_a_finished_run_and_a_non_run(tmp_path: Path) -> None:
     seqrec.run_experiment(experiment(epochs=1), tmp_path, progress=False)
     with pytest.raises(RunError, match="already finished"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY_EVAL, tiny_model_config, tiny_train_config
+from helpers import TINY_EVAL, ranking_trainer, tiny_model_config, tiny_train_config
 from seqrec.data.splits import SplitData
 from seqrec.errors import ConfigError
 from seqrec.evaluation.evaluate import evaluate
@@ -25,13 +25,13 @@ def make_trainer(data: SplitData, model: str = "sasrec", seed: int = 0, **train)
     seed_everything(seed)
     encoder = build_model(tiny_model_config(model, blocks=1) if model != "gru4rec" else tiny_model_config(model),
                           data.num_items)
-    return Trainer(encoder, data, tiny_train_config(seed=seed, **train), TINY_EVAL, progress=False)
+    return ranking_trainer(encoder, data, tiny_train_config(seed=seed, **train), TINY_EVAL, progress=False)
 
 
 def scripted(trainer: Trainer, scores: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
     """Replace validation with a fixed sequence of NDCG@10 values."""
     values = iter(scores)
-    monkeypatch.setattr(trainer, "validate", lambda: {"NDCG@10": next(values)})
+    monkeypatch.setattr(trainer, "validate", lambda model: {"NDCG@10": next(values)})
 
 
 def test_history_has_one_record_per_epoch(tiny_data: SplitData) -> None:
@@ -58,7 +58,7 @@ def test_best_checkpoint_is_restored_when_later_epochs_are_worse(tiny_data: Spli
     trainer = make_trainer(tiny_data, epochs=3)
     scripted(trainer, [0.3, 0.5, 0.2], monkeypatch)
     states = []
-    trainer.callbacks.append(lambda record: states.append(copy.deepcopy(trainer.model.state_dict())))
+    trainer.add_callback(lambda record: states.append(copy.deepcopy(trainer.model.state_dict())))
     result = trainer.fit()
     assert result.best_epoch == 2 and result.best_valid == {"NDCG@10": 0.5}
     final = result.model.state_dict()
@@ -128,15 +128,15 @@ def test_length_buckets_need_less_padding(tiny_data: SplitData) -> None:
 def test_valid_users_subsets_validation(tiny_data: SplitData) -> None:
     full = tiny_data.valid
     trainer = make_trainer(tiny_data, valid_users=20)
-    sub = trainer.valid
+    sub = trainer.validate.split
     assert len(sub) == 20
     rows = np.searchsorted(full.users, sub.users)
     assert np.array_equal(full.users[rows], sub.users) and np.all(np.diff(sub.users) > 0)
     assert np.array_equal(sub.targets, full.targets[rows])
     for i, r in enumerate(rows):
         assert np.array_equal(sub.histories[i], full.histories[r])
-    assert np.array_equal(make_trainer(tiny_data, valid_users=20).valid.users, sub.users)  # fixed by the seed
-    assert make_trainer(tiny_data, valid_users=1000).valid is full
+    assert np.array_equal(make_trainer(tiny_data, valid_users=20).validate.split.users, sub.users)  # fixed by the seed
+    assert make_trainer(tiny_data, valid_users=1000).validate.split is full
     record = trainer.fit().history[0]
     assert record["valid_NDCG@10"] == pytest.approx(
         evaluate(trainer.model, sub, ks=TINY_EVAL.ks, metrics="accuracy")["NDCG@10"], abs=1e-7)
@@ -146,14 +146,14 @@ def test_monitor_must_be_a_validation_metric(tiny_data: SplitData) -> None:
     encoder = build_model(tiny_model_config("sasrec"), tiny_data.num_items)
     for bad in ("ndcg", "coverage@10", "NDCG@0", "NDCG@x"):
         with pytest.raises(ConfigError, match=r"train\.monitor must be .*HR@k, MRR@k, NDCG@k"):
-            Trainer(encoder, tiny_data, tiny_train_config(monitor=bad), EvalConfig(ks=(5, 10)), progress=False)
-    Trainer(encoder, tiny_data, tiny_train_config(monitor="HR@5"), EvalConfig(ks=(5, 10)), progress=False)
+            ranking_trainer(encoder, tiny_data, tiny_train_config(monitor=bad), EvalConfig(ks=(5, 10)), progress=False)
+    ranking_trainer(encoder, tiny_data, tiny_train_config(monitor="HR@5"), EvalConfig(ks=(5, 10)), progress=False)
 
 
 def test_the_monitor_is_validated_even_outside_eval_ks(tiny_data: SplitData) -> None:
     """eval.ks [1, 3] with the default monitor NDCG@10 works: validation also computes NDCG@10."""
     encoder = build_model(tiny_model_config("sasrec"), tiny_data.num_items)
-    trainer = Trainer(encoder, tiny_data, tiny_train_config(epochs=1), EvalConfig(ks=(1, 3)), progress=False)
+    trainer = ranking_trainer(encoder, tiny_data, tiny_train_config(epochs=1), EvalConfig(ks=(1, 3)), progress=False)
     record = trainer.fit().history[0]
     assert {"valid_NDCG@1", "valid_NDCG@3", "valid_NDCG@10"} <= set(record)
 
@@ -162,7 +162,7 @@ def test_chunked_loss_follows_the_full_softmax_trajectory(tiny_data: SplitData) 
     def trained(**train: object) -> dict[str, torch.Tensor]:
         seed_everything(0)
         model = build_model(tiny_model_config("sasrec", blocks=1, dropout=0.0), tiny_data.num_items)
-        Trainer(model, tiny_data, tiny_train_config(epochs=2, **train), TINY_EVAL, progress=False).fit()
+        ranking_trainer(model, tiny_data, tiny_train_config(epochs=2, **train), TINY_EVAL, progress=False).fit()
         return model.state_dict()
 
     full, chunked = trained(loss="full"), trained(loss="chunked", loss_chunk=7)
@@ -173,7 +173,7 @@ def test_chunked_loss_follows_the_full_softmax_trajectory(tiny_data: SplitData) 
 @pytest.mark.parametrize("sampler", ["popularity", "uniform"])
 def test_sampled_softmax_training_learns(tiny_data: SplitData, sampler: str) -> None:
     trainer = make_trainer(tiny_data, epochs=8, loss="sampled", negatives=16, negative_sampler=sampler)
-    before = trainer.validate()["NDCG@10"]
+    before = trainer.validate(trainer.model)["NDCG@10"]
     result = trainer.fit()
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.best_valid["NDCG@10"] > before + 0.05

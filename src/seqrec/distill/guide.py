@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,17 +13,25 @@ from seqrec.distill.pooling import SequencePooling
 from seqrec.distill.store import ProfileTable
 from seqrec.errors import ConfigError
 from seqrec.models.base import SequentialEncoder
+from seqrec.models.losses import LossSum
+from seqrec.models.terms import LossTerm, Step
 
 
-class ProfileGuide(nn.Module):
-    """Per-user reconstruction error between pooled hidden states and the user's profile(s).
+class ProfileGuide(LossTerm):
+    """Per-user reconstruction error between pooled hidden states and the user's profile(s), a loss term.
 
-    Only users with a profile count; the trainer divides by their global number. The module holds the
-    trainable projection and attention weights; the recommender itself never needs it at serving time.
+    Active in epochs 1 .. fine_tune_epoch-1 as `(1-alpha)·L_rec + alpha·beta·L_guide`. Only users with a profile
+    count; the trainer divides by their global number. The module holds the trainable projection and attention
+    weights; the recommender itself never needs it at serving time.
     """
+
+    name = "guide_loss"
+    convex = True
+    likely_cause = "non-finite or huge values in the profile file (distill.profiles)"
 
     def __init__(self, config: DistillConfig, model: SequentialEncoder, table: ProfileTable) -> None:
         super().__init__()
+        self.weight, self.last_epoch = config.alpha, config.fine_tune_epoch - 1
         with torch.random.fork_rng(devices=[]):  # leave the model's random stream (dropout, masks) untouched
             self._build(config, model, table)
 
@@ -40,8 +50,12 @@ class ProfileGuide(nn.Module):
         self.profile_score = nn.Linear(target, 1) if config.profile_pooling == "attention" else None
         self.pool = SequencePooling(config.pooling, hidden, config.gamma)
 
-    def forward(self, hidden: torch.Tensor, real: torch.Tensor, users: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, step: Step) -> LossSum:
+        """Summed per-user error and the number of users with a profile, from the chosen layer."""
+        return LossSum(*self.error(step.layer(self.layer), step.inputs != 0, step.users))
+
+    def error(self, hidden: torch.Tensor, real: torch.Tensor, users: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed per-user error and the number of users with a profile.
 
         hidden [B, L, D] of the chosen layer, real [B, L] bool, users [B] internal ids -> ([], [])
@@ -54,9 +68,25 @@ class ProfileGuide(nn.Module):
         target = self.target(self.profiles[users[has]], present[has])  # [b, D or P]
         if self.config.loss == "cosine":
             error = 1.0 - F.cosine_similarity(pooled.float(), target.float(), dim=-1)
-        else:  # mse (rmse takes the root of the global mean in `guide_objective`)
+        else:  # mse (rmse takes the root of the global mean in `combine`)
             error = (pooled.float() - target.float()).pow(2).mean(dim=-1)
         return error.sum(), has.sum()
+
+    def combine(self, scaled: torch.Tensor, means: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """`alpha·beta·L_guide` (the trainer adds `(1-alpha)·L_rec`); beta = L_rec / L_guide with `balance`.
+
+        For rmse, d sqrt(m) = dm / (2 sqrt(m)): the same gradient as the root of the global mean.
+        """
+        guide, value = scaled, self.logged(means[self.name])
+        if self.config.loss == "rmse":
+            guide = guide / (2 * value.clamp(min=1e-8))
+        beta = means["recommendation"] / (value + 1e-8) if self.config.balance else 1.0
+        # a batch without profiled users has guide = 0 (an empty sum) and keeps (1 - alpha)·L_rec, as the original
+        return self.config.alpha * beta * guide
+
+    def logged(self, mean: torch.Tensor) -> torch.Tensor:
+        """The guide's value: MSE, RMSE or cosine distance."""
+        return mean.clamp(min=0).sqrt() if self.config.loss == "rmse" else mean
 
     def target(self, profiles: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Project each of the K profiles and combine the present ones.  [b, K, P], [b, K] -> [b, T]"""
@@ -80,23 +110,3 @@ def checked_layer(model: SequentialEncoder, layer: int) -> int:
         valid = f"-1 (the output) or 0..{count - 2} (blocks)" if count > 1 else "-1 (the output)"
         raise ConfigError(f"distill.layer {layer} does not exist in {model.config.name}; use {valid}")
     return layer
-
-
-def guide_objective(rec_total: torch.Tensor, guide_total: torch.Tensor, sums: torch.Tensor, world: int,
-                    config: DistillConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(1-alpha)·L_rec + alpha·beta·L_guide` from this rank's sums and the global sums.
-
-    sums [4] = global (rec total, rec count, guide total, guide count), detached. Each term is scaled by
-    world / global count so DDP's gradient average is the gradient of the global means. Returns the loss to
-    back-propagate and the guide's value (MSE, RMSE or cosine distance) for the log.
-    """
-    rec_count, guide_count = sums[1].clamp(min=1), sums[3].clamp(min=1)
-    rec = rec_total * world / rec_count
-    guide = guide_total * world / guide_count
-    value = sums[2] / guide_count
-    if config.loss == "rmse":  # d sqrt(m) = dm / (2 sqrt(m)): same gradient as the root of the global mean
-        value = value.clamp(min=0).sqrt()
-        guide = guide / (2 * value.clamp(min=1e-8))
-    beta = (sums[0] / rec_count) / (value + 1e-8) if config.balance else 1.0
-    # a batch without profiled users has guide = 0 (an empty sum) and keeps (1 - alpha)·L_rec, as the original
-    return (1 - config.alpha) * rec + config.alpha * beta * guide, value

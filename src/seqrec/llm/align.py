@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from seqrec.config import check_finite
 from seqrec.errors import ConfigError, SeqrecError, suggest
 from seqrec.llm.inference import answer_only_prompt, model_device, predict_answer_only, predict_cot, rating_metrics
 from seqrec.llm.lora import adapter_state, load_adapter_state, require_peft, trainable, wrap_lora
@@ -16,6 +17,8 @@ from seqrec.llm.model_setup import rating_token_ids
 from seqrec.llm.progress import eval_mode, progress_bar
 from seqrec.llm.prompts import ANSWER, DEFAULT_SCALE, END_THINK, RatingScale, parse_answer
 from seqrec.llm.rows import RatingRow
+from seqrec.training.callbacks import EarlyStopping, ProgressBar
+from seqrec.training.loop import Loop, Record
 
 ALIGN_LOSSES = ("cosine", "mse", "mse_zscore")
 
@@ -165,21 +168,35 @@ class AlignSettings:
     ce_weight: float = 0.0  # λ_CE: 0 = pure alignment (HA, the paper's method); 1 = pure CE (SFT); between = HA+CE
     training_ratio: float = 1.0  # seeded fraction of the usable (correct-trace) samples
     seed: int = 42
-    eval_every: int = 200  # steps; the best checkpoint is picked by VALIDATION answer-only MAE
+    eval_every: int = 50  # steps; the best checkpoint is picked by VALIDATION answer-only MAE
     max_length: int = 2048  # longest answer-only prompt in tokens; longer prompts raise instead of being truncated
     layers: tuple[int, ...] | None = None  # layers in L_align (None = all); small models may drop the last ones
     max_grad_norm: float = 1.0  # as the HF Trainer default
     eval_batch_size: int = 16
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        check_finite(self, "align")
         if self.loss not in ALIGN_LOSSES:
-            raise ConfigError(f"unknown alignment loss {self.loss!r}; choose {suggest(ALIGN_LOSSES)}")
+            raise ConfigError(f"unknown alignment loss align.loss={self.loss!r}; choose {suggest(ALIGN_LOSSES)}")
         if not 0.0 <= self.ce_weight <= 1.0:
-            raise ConfigError(f"ce_weight must lie in [0, 1], got {self.ce_weight}")
+            raise ConfigError(f"align.ce_weight must lie in [0, 1], got {self.ce_weight}")
         if not 0.0 < self.training_ratio <= 1.0:
-            raise ConfigError(f"training_ratio must lie in (0, 1], got {self.training_ratio}")
-        if min(self.epochs, self.batch_size, self.eval_every, self.lora_r) < 1:
-            raise ConfigError("epochs, batch_size, eval_every and lora_r must be positive")
+            raise ConfigError(f"align.training_ratio must lie in (0, 1], got {self.training_ratio}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"align.lora_dropout must lie in [0, 1), got {self.lora_dropout}")
+        for key in ("epochs", "batch_size", "eval_every", "lora_r", "lora_alpha", "max_length", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"align.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("warmup_steps", "weight_decay", "max_grad_norm"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"align.{key} must be >= 0, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError(f"align.lr must be > 0, got {self.lr}")
+        if not self.target_modules:
+            raise ConfigError("align.target_modules must name at least one module (e.g. [k_proj, v_proj])")
 
 
 def select_items(items: Sequence[AlignItem], teacher: Mapping[str, Any] | None,
@@ -309,17 +326,21 @@ def train_alignment(model: Any, tokenizer: Any, train_items: Sequence[AlignItem]
     batches = _batches(items, settings)
     optimizer, schedule = _optimizer(peft_model, settings, len(batches))
     start = {"step": 0, **_validate(peft_model, tokenizer, valid_items, scale, settings)}  # LoRA B = 0: the base
-    history, best = [start], (checkpoint_score(start), adapter_state(peft_model))  # alignment must beat not aligning
-    with progress_bar("alignment", len(batches), progress) as advance:
-        for step, batch in enumerate(batches, start=1):
-            row = {"step": step, **_step(peft_model, tokenizer, batch, teacher, label_ids, optimizer, schedule,
-                                         settings)}
-            if step % settings.eval_every == 0 or step == len(batches):
-                row.update(_validate(peft_model, tokenizer, valid_items, scale, settings))
-                if checkpoint_score(row) < best[0]:
-                    best = (checkpoint_score(row), adapter_state(peft_model))
-            history.append(row)
-            advance(1, status=f"loss {row['loss']:.4f} best MAE {best[0][0]:.3f}")
-    load_adapter_state(peft_model, best[1])
+
+    def run_step(step: int) -> Record:
+        row = {"step": step, **_step(peft_model, tokenizer, batches[step - 1], teacher, label_ids, optimizer,
+                                     schedule, settings)}
+        if step % settings.eval_every == 0 or step == len(batches):
+            row.update(_validate(peft_model, tokenizer, valid_items, scale, settings))
+        return row
+
+    selection = EarlyStopping(None, lambda r: None if r["valid_invalid_rate"] is None else checkpoint_score(r),
+                              "min", snapshot=lambda: adapter_state(peft_model),
+                              restore=lambda state: load_adapter_state(peft_model, state))
+    selection.start_from(checkpoint_score(start), start)  # alignment must beat not aligning
+    bar = ProgressBar("alignment", lambda r: f"loss {r['loss']:.4f} best MAE {selection.best_score[0]:.3f}",
+                      enabled=progress, every=settings.eval_every)
+    loop = Loop(len(batches), [selection, bar])
+    loop.run(run_step)
     peft_model.eval()
-    return peft_model, history
+    return peft_model, [start, *loop.history]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -11,6 +11,10 @@ from torch import nn
 
 from seqrec.config import check_finite
 from seqrec.errors import ConfigError
+from seqrec.models.losses import Encode, LossSum, SoftmaxLoss, next_item_loss
+
+if TYPE_CHECKING:
+    from seqrec.models.terms import LossTerm
 
 Objective = Literal["next_item", "cloze"]
 
@@ -53,30 +57,6 @@ class TrainingSet:
         return self._row_of_user[users]
 
 
-class AuxiliaryLoss(nn.Module):
-    """A model-specific term added to the recommendation loss, computed from the same forward pass.
-
-    forward(users [B], inputs [B, L], targets [B, L], hidden [B, L, D]) -> weighted scalar loss. `inputs` are
-    the right-aligned last L columns of the training tensor's input part (its first W-1 columns).
-    """
-
-    name: str = "auxiliary_loss"
-
-    def end_epoch(self, epoch: int) -> dict[str, float]:
-        """Called after each training epoch, before validation; returns values to record in the history."""
-        return {}
-
-    def end_training(self) -> None:
-        """Called once the best epoch's weights are restored."""
-
-    def checkpoint_state(self) -> dict:
-        """What a resumed run needs besides the parameters (e.g. a knowledge base encoded at an earlier epoch)."""
-        return {"parameters": self.state_dict()}
-
-    def restore_checkpoint_state(self, state: dict) -> None:
-        self.load_state_dict(state["parameters"])
-
-
 class SequentialEncoder(nn.Module):
     """Base class: `encode`, `item_embeddings`, `user_vector`; scores are `user_vector @ item_embeddings.T`."""
 
@@ -116,9 +96,22 @@ class SequentialEncoder(nn.Module):
         """Representation that scores the next item.  items [B, L] -> [B, D]"""
         return self.encode(items)[:, -1]
 
-    def auxiliary_loss(self, train: TrainingSet) -> AuxiliaryLoss | None:
-        """The model's extra training term (e.g. DuoRec's contrastive loss); None for a plain next-item model."""
-        return None
+    @property
+    def training_width(self) -> int:
+        """Columns of a training row: max_len inputs, plus the next item for next-item objectives."""
+        return self.max_len + (1 if self.config.objective == "next_item" else 0)
+
+    def recommendation_loss(self, batch: torch.Tensor, softmax: SoftmaxLoss, generator: torch.Generator,
+                            encode: Encode) -> tuple[LossSum, torch.Tensor | None]:
+        """The model's own objective (next item at every real position here); `encode` runs the encoder.
+
+        batch [B, W] training rows -> (summed loss and its positions, the targets [B, L] of each input position)
+        """
+        return next_item_loss(self, batch, softmax=softmax, encode=encode), batch[:, 1:]
+
+    def loss_terms(self, train: TrainingSet) -> list[LossTerm]:
+        """The model's extra training terms (e.g. DuoRec's contrastive loss); none for a plain model."""
+        return []
 
     def parameter_groups(self, lr: float) -> list[dict]:
         """Optimiser parameter groups: every trainable parameter at `lr` (wrappers may use several rates)."""

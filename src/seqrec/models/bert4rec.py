@@ -10,6 +10,7 @@ from torch import nn
 
 from seqrec.errors import ConfigError
 from seqrec.models.base import Objective, register
+from seqrec.models.losses import Encode, LossSum, SoftmaxLoss, cloze_loss
 from seqrec.models.sasrec import SASRec, SASRecConfig
 
 
@@ -42,9 +43,16 @@ class BERT4Rec(SASRec):
         super().__init__(config, num_items)
         self.head = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.LayerNorm(config.hidden))
 
+    config: BERT4RecConfig
+
     @property
     def mask_token(self) -> int:
         return self.num_items + 1
+
+    def recommendation_loss(self, batch: torch.Tensor, softmax: SoftmaxLoss, generator: torch.Generator,
+                            encode: Encode) -> tuple[LossSum, torch.Tensor | None]:
+        """Cloze: predict randomly masked items from both sides (no next-item targets)."""
+        return cloze_loss(self, batch, self.config.mask_prob, generator, softmax=softmax, encode=encode), None
 
     def encode(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
         return self.head(super().encode(items))

@@ -14,9 +14,10 @@ from typing import ClassVar, Literal
 import torch
 
 from seqrec.errors import ConfigError
-from seqrec.models.base import AuxiliaryLoss, TrainingSet, register
+from seqrec.models.base import TrainingSet, register
+from seqrec.models.losses import LossSum, info_nce
 from seqrec.models.sasrec import SASRec, SASRecConfig
-from seqrec.training.losses import info_nce
+from seqrec.models.terms import LossTerm, Step, mean_term
 
 Contrast = Literal["us_x", "us", "su", "none"]
 
@@ -48,10 +49,8 @@ class DuoRec(SASRec):
 
     config: DuoRecConfig
 
-    def auxiliary_loss(self, train: TrainingSet) -> AuxiliaryLoss | None:
-        if self.config.contrast == "none":
-            return None
-        return ContrastiveLoss(self, train)
+    def loss_terms(self, train: TrainingSet) -> list[LossTerm]:
+        return [] if self.config.contrast == "none" else [ContrastiveLoss(self, train)]
 
 
 class SameTargetIndex:
@@ -86,8 +85,8 @@ class SameTargetIndex:
         return chosen // self.width, chosen % self.width
 
 
-class ContrastiveLoss(AuxiliaryLoss):
-    """InfoNCE on one random real position per training sequence, weighted as the config says."""
+class ContrastiveLoss(LossTerm):
+    """InfoNCE on one random real position per training sequence, weighted as the config says (a batch mean)."""
 
     name = "contrastive_loss"
 
@@ -98,8 +97,12 @@ class ContrastiveLoss(AuxiliaryLoss):
         self.generator = train.generator
         self.same_target = SameTargetIndex(train.sequences) if model.config.contrast != "us" else None
 
-    def forward(self, users: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
-                hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, step: Step) -> LossSum:
+        return mean_term(self.contrast(step.users, step.inputs, step.targets, step.hidden))
+
+    def contrast(self, users: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
+                 hidden: torch.Tensor) -> torch.Tensor:
+        """The weighted InfoNCE.  users [B], inputs/targets [B, L], hidden [B, L, D] -> scalar"""
         cfg = self.model.config
         real = (inputs != 0) & (targets != 0)  # [B, L]
         draw = torch.rand(real.shape, generator=self.generator).to(real.device)

@@ -10,6 +10,7 @@ import torch
 from seqrec.errors import ConfigError
 from seqrec.models.base import ModelConfig, Objective, SequentialEncoder, register
 from seqrec.models.blocks import SequenceEmbedding, TransformerStack, attention_mask, init_weights
+from seqrec.models.losses import Encode, LossSum, SoftmaxLoss, next_item_loss
 
 
 @dataclass
@@ -52,6 +53,8 @@ def check_transformer(cfg: SASRecConfig) -> None:
 class SASRec(SequentialEncoder):
     """Self-attentive sequential recommendation (Kang & McAuley, 2018) with SDPA attention."""
 
+    config: SASRecConfig
+
     causal: ClassVar[bool] = True
     extra_tokens: ClassVar[int] = 0
 
@@ -73,6 +76,12 @@ class SASRec(SequentialEncoder):
 
     def item_embeddings(self) -> torch.Tensor:  # [N+1, D]
         return self.embed.items.weight[: self.num_items + 1]
+
+    def recommendation_loss(self, batch: torch.Tensor, softmax: SoftmaxLoss, generator: torch.Generator,
+                            encode: Encode) -> tuple[LossSum, torch.Tensor | None]:
+        """Next item at every real position, or at the last one only (`loss_positions: last`)."""
+        last_only = self.config.loss_positions == "last"
+        return next_item_loss(self, batch, last_only=last_only, softmax=softmax, encode=encode), batch[:, 1:]
 
 
 register(SASRecConfig, SASRec)

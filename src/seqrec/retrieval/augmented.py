@@ -9,7 +9,9 @@ import numpy as np
 import torch
 
 from seqrec.errors import ConfigError
-from seqrec.models.base import AuxiliaryLoss, SequentialEncoder, TrainingSet
+from seqrec.models.base import SequentialEncoder, TrainingSet
+from seqrec.models.losses import Encode, LossSum, SoftmaxLoss
+from seqrec.models.terms import LossTerm
 from seqrec.retrieval.config import RetrievalConfig
 from seqrec.retrieval.fusion import Fused, fuse
 from seqrec.retrieval.knowledge_base import KnowledgeBase
@@ -135,10 +137,15 @@ class RetrievalAugmented(SequentialEncoder):
         targets = torch.from_numpy(np.where(found.mask, self.knowledge.targets[rows], 0)).to(device)
         return Retrieved(keys, self.item_embeddings()[targets], torch.from_numpy(found.mask).to(device))
 
-    def auxiliary_loss(self, train: TrainingSet) -> AuxiliaryLoss:
+    def recommendation_loss(self, batch: torch.Tensor, softmax: SoftmaxLoss, generator: torch.Generator,
+                            encode: Encode) -> tuple[LossSum, torch.Tensor | None]:
+        """The base model's own objective (its `encode` is the same)."""
+        return self.base.recommendation_loss(batch, softmax, generator, encode)
+
+    def loss_terms(self, train: TrainingSet) -> list[LossTerm]:
         from seqrec.retrieval.objective import RetrievalLoss
 
-        return RetrievalLoss(self, train)
+        return [RetrievalLoss(self, train)]  # the retrieval terms replace any of the base model's own
 
     @torch.no_grad()
     def build_knowledge(self, train: TrainingSet) -> KnowledgeBase:

@@ -6,7 +6,9 @@ import time
 
 import torch
 
-from seqrec.models.base import AuxiliaryLoss, TrainingSet
+from seqrec.models.base import TrainingSet
+from seqrec.models.losses import LossSum, chunked_softmax_ce
+from seqrec.models.terms import LossTerm, Step, mean_term
 from seqrec.retrieval.augmented import RetrievalAugmented, prefix_lengths
 from seqrec.retrieval.losses import (
     js_divergence,
@@ -14,12 +16,11 @@ from seqrec.retrieval.losses import (
     recommendation_distribution,
     retrieval_distribution,
 )
-from seqrec.training.losses import chunked_softmax_ce
 
 LOSS_CHUNK = 1024
 
 
-class RetrievalLoss(AuxiliaryLoss):
+class RetrievalLoss(LossTerm):
     """enhanced_weight·CE(h_enh) + kl_weight·D(P_ret ‖ P_rec) at every real position (or a sample of them).
 
     P_ret is the retriever's distribution over the neighbours it retrieved, P_rec (detached) how much each
@@ -51,8 +52,13 @@ class RetrievalLoss(AuxiliaryLoss):
         ranks = draw.argsort(dim=1).argsort(dim=1)  # [B, L] rank of each position's draw within its row
         return real & (ranks < n)
 
-    def forward(self, users: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
-                hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, step: Step) -> LossSum:
+        assert step.targets is not None, "retrieval augmentation trains next-item models"
+        return mean_term(self.loss(step.users, step.inputs, step.targets, step.hidden))
+
+    def loss(self, users: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
+             hidden: torch.Tensor) -> torch.Tensor:
+        """Weighted enhanced loss + divergence (means over the chosen positions).  [B], [B, L] x2, [B, L, D]"""
         cfg, model = self.model.retrieval, self.model
         chosen = self._positions(inputs, targets)  # [B, L]
         rows = self.train_set.rows_of(users)

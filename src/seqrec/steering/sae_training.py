@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import time
 from dataclasses import dataclass, field
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from seqrec.steering.sae import SAEConfig, TopKSAE, auxk_loss, fvu
+from seqrec.training.callbacks import EarlyStopping, ProgressBar
+from seqrec.training.loop import Loop, Record
 
 
 @dataclass
@@ -47,32 +45,22 @@ def fit_sae(train: torch.Tensor, valid: torch.Tensor, config: SAEConfig, progres
     sae = TopKSAE(dim, config.scale * dim, config.k).to(train.device)
     k_aux = config.resolved_k_aux(dim)
     optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
-    fit = SAEFit(sae)
-    best_fvu, best_state, stale, dead = float("inf"), None, 0, None
-    start = time.perf_counter()
-    with progress_bar(progress) as bar:
-        task = bar.add_task("SAE", total=config.epochs, status="") if bar else None
-        for epoch in range(1, config.epochs + 1):
-            train_fvu, train_aux, fired = train_epoch(sae, optimizer, train, config, dead, k_aux)
-            dead = ~fired
-            valid_fvu, _ = evaluate_fvu(sae, valid)
-            record = {"epoch": epoch, "train_fvu": train_fvu, "train_auxk": train_aux, "valid_fvu": valid_fvu,
-                      "dead_ratio": float(dead.float().mean()), "elapsed_seconds": time.perf_counter() - start}
-            fit.history.append(record)
-            if valid_fvu < best_fvu:
-                best_fvu, best_state, stale, fit.best_epoch = valid_fvu, copy.deepcopy(sae.state_dict()), 0, epoch
-            else:
-                stale += 1
-            if bar is not None and task is not None:
-                bar.update(task, advance=1, status=f"valid FVU {valid_fvu:.4f} (best {best_fvu:.4f}) "
-                                                  f"dead {record['dead_ratio']:.1%}")
-            if config.patience and stale >= config.patience:
-                break
-    if best_state is not None:
-        sae.load_state_dict(best_state)
+    dead: list[torch.Tensor | None] = [None]  # latents silent in the previous epoch
+
+    def run_epoch(epoch: int) -> Record:
+        train_fvu, train_aux, fired = train_epoch(sae, optimizer, train, config, dead[0], k_aux)
+        dead[0] = ~fired
+        valid_fvu, _ = evaluate_fvu(sae, valid)
+        return {"epoch": epoch, "train_fvu": train_fvu, "train_auxk": train_aux, "valid_fvu": valid_fvu,
+                "dead_ratio": float(dead[0].float().mean())}
+
+    selection = EarlyStopping(sae, "valid_fvu", "min", config.patience)
+    bar = ProgressBar("SAE", lambda r: f"valid FVU {r['valid_fvu']:.4f} (best {selection.best_score:.4f}) "
+                                       f"dead {r['dead_ratio']:.1%}", enabled=progress)
+    loop = Loop(config.epochs, [selection, bar])
+    loop.run(run_epoch)
     sae.eval()
-    fit.seconds = time.perf_counter() - start
-    return fit
+    return SAEFit(sae, loop.history, selection.best_epoch, loop.elapsed)
 
 
 def train_epoch(sae: TopKSAE, optimizer: torch.optim.Optimizer, train: torch.Tensor, config: SAEConfig,
@@ -98,10 +86,3 @@ def train_epoch(sae: TopKSAE, optimizer: torch.optim.Optimizer, train: torch.Ten
         totals[1] += aux.item()
         steps += 1
     return totals[0] / max(steps, 1), totals[1] / max(steps, 1), fired
-
-
-def progress_bar(show: bool) -> contextlib.AbstractContextManager:
-    if not show:
-        return contextlib.nullcontext()
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))

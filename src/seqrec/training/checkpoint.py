@@ -20,6 +20,7 @@ from seqrec.errors import RunError
 from seqrec.files import write_file_atomically, write_text_atomically
 
 CHECKPOINT, CHECKPOINT_INFO = "checkpoint.pt", "checkpoint.json"
+FORMAT = 2  # the layout of the saved state: 2 = loss terms by name and the loop's callbacks
 
 
 def rng_state(generator: torch.Generator, rng: np.random.Generator) -> dict[str, Any]:
@@ -81,6 +82,7 @@ class Checkpoint:
         """Replace the checkpoint in one step (weights and optimiser first, then the small info file)."""
         if not self.writer:
             return
+        state = {"format": FORMAT, **state}
         write_file_atomically(self.file, lambda tmp: torch.save(state, tmp))
         info = {"epoch": epoch, "epochs": epochs, "stopped": bool(state["loop"]["stopped"])}
         write_text_atomically(self.folder / CHECKPOINT_INFO, json.dumps(info) + "\n")
@@ -90,10 +92,15 @@ class Checkpoint:
         if not self.readable or not self.file.exists():
             return None
         try:
-            return torch.load(self.file, map_location="cpu", weights_only=True)
+            state = torch.load(self.file, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged pickle or zip
             raise RunError(f"{self.file} is damaged ({type(exc).__name__}: {str(exc)[:120]}); delete it to "
                            "train this run again from the start") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise RunError(f"{self.file} was written by another version of seqrec (checkpoint format "
+                           f"{state.get('format', 1) if isinstance(state, dict) else '?'}, this version reads "
+                           f"{FORMAT}); delete it to train this run again from the start")
+        return state
 
     def remove(self) -> None:
         for name in (CHECKPOINT, CHECKPOINT_INFO):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
 from seqrec.config import check_finite
 from seqrec.errors import ConfigError
+from seqrec.training.loggers import LOGGERS
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
@@ -24,6 +25,7 @@ class TrainConfig:
     optimizer: Literal["adam", "adamw"] = "adam"
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     patience: int = 10  # epochs without validation improvement before stopping; 0 = never stop early
+    warmup: int = 0  # early stopping never stops before this epoch (waits out an early dip)
     eval_every: int = 1  # validate every N epochs
     time_budget: float = 0.0  # stop after this many seconds of training (best epoch kept); 0 = no limit
     monitor: str = "NDCG@10"
@@ -41,6 +43,7 @@ class TrainConfig:
     checkpoint_every: int = 1  # save a checkpoint every N epochs (and when training stops); 0 = never
     dist_timeout: float = 120.0  # seconds to meet the other processes under torchrun before giving up
     compile: bool = False  # torch.compile the encoder (dynamic shapes); slower on CPU, unmeasured on GPU
+    loggers: list[str] = field(default_factory=list)  # besides history.jsonl: tensorboard, mlflow (extra `track`)
 
     def __post_init__(self) -> None:
         check_finite(self, "train")
@@ -49,13 +52,16 @@ class TrainConfig:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
-        if min(self.patience, self.valid_users, self.grad_clip, self.time_budget, self.threads,
+        if min(self.patience, self.warmup, self.valid_users, self.grad_clip, self.time_budget, self.threads,
                self.checkpoint_every) < 0:
-            raise ConfigError("train.patience, valid_users, grad_clip, time_budget, threads and checkpoint_every "
-                              "must be >= 0")
+            raise ConfigError("train.patience, warmup, valid_users, grad_clip, time_budget, threads and "
+                              "checkpoint_every must be >= 0")
         if self.dist_timeout <= 0:
             raise ConfigError(f"train.dist_timeout must be > 0 seconds, got {self.dist_timeout}")
         check_device_name(self.device)
+        unknown = [name for name in self.loggers if name not in LOGGERS]
+        if unknown or len(set(self.loggers)) < len(self.loggers):
+            raise ConfigError(f"train.loggers must be distinct names among {', '.join(LOGGERS)}; got {self.loggers}")
         if self.loss not in ("full", "chunked", "sampled"):
             raise ConfigError(f"train.loss must be full, chunked or sampled, got {self.loss!r}")
         if self.negative_sampler not in ("popularity", "uniform"):

@@ -11,7 +11,7 @@ from torch import nn
 
 from seqrec.models import BERT4RecConfig, build_model
 from seqrec.models.base import ModelConfig, SequentialEncoder
-from seqrec.training.losses import (
+from seqrec.models.losses import (
     chunked_softmax_ce,
     cloze_loss,
     cloze_mask,

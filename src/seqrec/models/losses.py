@@ -1,4 +1,4 @@
-"""Training objectives as pure functions of (model, batch), over a choice of softmax output.
+"""Recommendation objectives as pure functions of (model, batch), over a choice of softmax output.
 
 Every loss returns a `LossSum` (sum over predicted positions, their count) so that data-parallel training can
 divide by the global count and match a single process exactly.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 
-from seqrec.models.base import SequentialEncoder
+if TYPE_CHECKING:
+    from seqrec.models.base import SequentialEncoder
 
 SoftmaxKind = Literal["full", "chunked", "sampled"]
 Encode = Callable[[torch.Tensor], torch.Tensor]  # items [B, L] -> hidden [B, L, D]
