@@ -17,17 +17,18 @@ from seqrec.errors import ConfigError, RunError, SeqrecError
 from seqrec.evaluation.evaluate import mask_seen_items
 from seqrec.models.base import build_model
 from seqrec.runs import Run
-from seqrec.steering import SAERun, TopKSAE
+from seqrec.steering import SAERun, SteeredEncoder, TopKSAE
 from seqrec.steering.activations import training_instances, user_vectors
 from seqrec.steering.attributes import attribute_matrix
+from seqrec.steering.interventions import decoder_change
 from seqrec.steering.latent_sweep import LatentSweep, choose_latents, latent_sweep, load_sweep, ratio_key
 from seqrec.steering.recftt import select_latents, sweep_latents, tune
+from seqrec.steering.sae import SparseCode
 from seqrec.steering.tuned_run import load_tuned_run
 from seqrec.steering.tuning import (
     LatentController,
     NegativeSampler,
     TuneConfig,
-    TunedEncoder,
     pairwise_loss,
     ranking_loss,
 )
@@ -131,14 +132,14 @@ def test_controller_change_by_hand() -> None:
         ctrl.multiplier.copy_(torch.tensor([2.0, 0.5]))  # slots follow sorted ids: latent 1, latent 3
         ctrl.bias.copy_(torch.tensor([0.1, -0.2]))
     values, index = torch.tensor([[3.0, 4.0]]), torch.tensor([[1, 2]])  # latent 1 = 3, latent 2 = 4 (uncontrolled)
-    delta = ctrl.delta(values, index, W_dec)
+    delta = decoder_change(ctrl, SparseCode(values, index), W_dec)
     # latent 1: (2-1)*3 + 0.1 = 3.1; latent 3: inactive, bias only: -0.2; latent 2 uncontrolled
     torch.testing.assert_close(delta, torch.tensor([[0.0, 3.1, 0.0, -0.2]]))
 
 
 def test_tuned_encoder_equals_base_at_init(base_run: Run, sae_run: SAERun, steer_data: SplitData) -> None:
     model = base_run.model.eval()
-    tuned = TunedEncoder(model, sae_run.sae, LatentController([0, 5, 9], sae_run.sae.latents)).eval()
+    tuned = SteeredEncoder(model, sae_run.sae, "delta", LatentController([0, 5, 9], sae_run.sae.latents)).eval()
     items = torch.from_numpy(steer_data.test.histories.padded(model.max_len))
     with torch.no_grad():
         assert torch.equal(tuned.score(items), model.score(items))

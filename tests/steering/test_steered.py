@@ -10,7 +10,7 @@ from helpers import tiny_model_config
 from seqrec.data.splits import SplitData
 from seqrec.errors import SeqrecError
 from seqrec.models.base import build_model
-from seqrec.steering import NeuronStats, PopularitySteering, SteeredEncoder, TopKSAE
+from seqrec.steering import AddToLatents, NeuronStats, PopularitySteering, SteeredEncoder, TopKSAE
 
 
 def test_delta_mode_without_intervention_reproduces_base_scores(model_name: str, tiny_data: SplitData) -> None:
@@ -52,7 +52,7 @@ def test_delta_mode_moves_the_vector_by_the_code_change(tiny_data: SplitData) ->
         x = model.user_vector(items)
         z, z_steered = sae(x).z, sae(x, steer).z
         assert (z_steered[:, 5] > 0).all()
-        got = SteeredEncoder(model, sae, "delta", steer).user_vector(items)
+        got = SteeredEncoder(model, sae, "delta", AddToLatents([5], 10.0, stage="pre")).user_vector(items)
     assert torch.allclose(got, x + (z_steered - z) @ sae.W_dec, atol=1e-5)
 
 

@@ -1,10 +1,20 @@
 """Interpret and steer recommenders through sparse autoencoders on their user vectors."""
 
+from seqrec.steering.interventions import (
+    AddToLatents,
+    Intervention,
+    ScaleLatents,
+    SetLatents,
+    build_intervention,
+    register_intervention,
+)
 from seqrec.steering.pipeline import popsteer, probe, train_sae
 from seqrec.steering.popsteer import NeuronStats, PopularityReweighting, PopularitySteering
 from seqrec.steering.sae import SAEConfig, TopKSAE
 from seqrec.steering.sae_run import SAERun, load_sae_run
 from seqrec.steering.steered import SteeredEncoder
+from seqrec.steering.tuning import LatentController
 
 __all__ = ["popsteer", "probe", "train_sae", "NeuronStats", "PopularityReweighting", "PopularitySteering",
-           "SAEConfig", "TopKSAE", "SAERun", "load_sae_run", "SteeredEncoder"]
+           "SAEConfig", "TopKSAE", "SAERun", "load_sae_run", "SteeredEncoder", "Intervention", "ScaleLatents",
+           "AddToLatents", "SetLatents", "LatentController", "build_intervention", "register_intervention"]

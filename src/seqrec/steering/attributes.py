@@ -27,7 +27,7 @@ def attribute_matrix(catalog: ItemCatalog, values: Sequence[str]) -> np.ndarray:
     Unknown values and values no item carries are errors that list what is available.
     """
     if not values:
-        raise SeqrecError("name at least one item attribute (for example --attributes Comedy,Horror)")
+        raise SeqrecError("name at least one item attribute (for example --attribute Comedy --attribute Horror)")
     if not catalog.attributes:
         raise SeqrecError("this dataset's catalog has no item attributes; add some from item titles with "
                           "keyword rules or zero-shot labelling (seqrec.steering.attributes)")

@@ -25,9 +25,11 @@ from seqrec.errors import RunError, SeqrecError
 from seqrec.evaluation.evaluate import mask_seen_items, require_finite
 from seqrec.files import dumps_json, read_json
 from seqrec.models.base import SequentialEncoder
-from seqrec.runs import write_atomically
+from seqrec.run_folders import write_atomically
 from seqrec.steering.activations import user_vectors
+from seqrec.steering.interventions import ScaleLatents
 from seqrec.steering.sae import TopKSAE
+from seqrec.steering.steered import SteeredEncoder
 
 DEFAULT_SCALES = (10.0, 0.1)
 SWEEP_META, SWEEP_ARRAYS, SCORE_TABLE = "sweep.json", "sweep.npz", "latent_scores.csv"
@@ -109,11 +111,12 @@ def latent_sweep(model: SequentialEncoder, sae: TopKSAE, split: EvalSplit, attri
     x = user_vectors(model, split.histories).to(device)  # [E, D]
     code = sae(x)
     pair_user, slot = (code.values > 0).nonzero(as_tuple=True)  # every (user, active latent)  [P]
-    pair_latent, pair_value = code.index[pair_user, slot], code.values[pair_user, slot]
+    pair_latent = code.index[pair_user, slot]
+    steered = SteeredEncoder(model, sae, "delta")
     items_t = model.item_embeddings().float().T  # [D, N+1]
     share = torch.from_numpy(membership).float().to(device)  # [N+1, C]
     H, C = sae.latents, share.shape[1]
-    counts = torch.zeros(H, device=device).index_add_(0, pair_latent, torch.ones_like(pair_value))
+    counts = torch.zeros(H, device=device).index_add_(0, pair_latent, torch.ones(len(pair_latent), device=device))
 
     def top_shares(users: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:  # -> [R, C]
         scores = vectors @ items_t  # [R, N+1]
@@ -127,9 +130,8 @@ def latent_sweep(model: SequentialEncoder, sae: TopKSAE, split: EvalSplit, attri
         total = torch.zeros(H, C, device=device)
         for lo in range(0, len(pair_user), chunk_size):
             users, latents = pair_user[lo : lo + chunk_size], pair_latent[lo : lo + chunk_size]
-            vectors = x[users]
-            if s is not None:
-                vectors = vectors + (s - 1.0) * pair_value[lo : lo + chunk_size, None] * sae.W_dec[latents]
+            edits = [] if s is None else [ScaleLatents.one_per_row(latents, s)]  # row r scales latents[r] by s
+            vectors = steered.steer(x[users], code.rows(users), edits)  # [R, D]
             total.index_add_(0, latents, top_shares(users, vectors))
         return total / counts.clamp_min(1)[:, None]
 
@@ -184,7 +186,7 @@ def load_sweep(path: str | Path, latents: int | None = None) -> LatentSweep:
     path = Path(path)
     if not (path / SWEEP_META).is_file() or not (path / SWEEP_ARRAYS).is_file():
         raise RunError(f"{path} is not a latent sweep (expected {SWEEP_META} and {SWEEP_ARRAYS}); "
-                       "create one with `seqrec sae sweep SAE_RUN --attributes …`")
+                       "create one with `seqrec sae sweep RUN --attribute …`")
     fix = f"delete {path} and run `seqrec sae sweep` again"
     meta = read_json(path / SWEEP_META, fix)
     try:

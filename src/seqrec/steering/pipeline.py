@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqrec.api import run_data
 from seqrec.data.splits import SplitData
 from seqrec.errors import RunError
 from seqrec.evaluation.evaluate import evaluate
+from seqrec.model_runs import Run, load_model_run, run_data
 from seqrec.recommender import Recommender
-from seqrec.runs import Run, load_run, unique_run_dir
+from seqrec.run_folders import unique_run_dir
 from seqrec.steering.activations import position_vectors, sample_prefixes, user_vectors
 from seqrec.steering.popsteer import (
     PROBE_FIX,
@@ -53,7 +53,7 @@ def train_sae(run: Run | str | Path, config: SAEConfig | None = None, data: Spli
 
     Saved to `output_dir` (default: a new `sae-<preset>` folder inside the base run) when the base run is on disk.
     """
-    run = load_run(run) if isinstance(run, str | Path) else run
+    run = load_model_run(run) if isinstance(run, str | Path) else run
     config = config or SAEConfig()
     data = data or run_data(run)
     train, valid = training_vectors(run, data, config)

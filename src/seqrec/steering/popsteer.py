@@ -29,6 +29,7 @@ from seqrec.errors import RunError, SeqrecError
 from seqrec.files import write_file_atomically, write_text_atomically
 from seqrec.models.base import SequentialEncoder
 from seqrec.steering.activations import sample_prefixes, user_vectors
+from seqrec.steering.interventions import Stage, register_intervention
 from seqrec.steering.sae import TopKSAE
 
 CONCEPTS = ("popularity",)
@@ -171,7 +172,9 @@ def probe_popularity(model: SequentialEncoder, sae: TopKSAE, train: Sequences, s
 
 
 class PopularitySteering:
-    """Eq. 3/4 as an intervention on SAE pre-activations: pre + shift, shift [H] fixed per (stats, α, N)."""
+    """Eq. 3/4 as a pre-stage intervention: pre + shift on the selected neurons, fixed per (stats, α, N)."""
+
+    stage: Stage = "pre"
 
     def __init__(self, stats: NeuronStats, alpha: float, neurons: int | None = None) -> None:
         d = stats.cohens_d
@@ -193,9 +196,10 @@ class PopularitySteering:
         shift = np.where(d < 0, weights * stats.std_unpop, -weights * stats.std_pop)
         self.alpha, self.neurons, self.selected = alpha, neurons, selected
         self.shift = torch.from_numpy(shift).float()  # [H]
+        self.latents = torch.from_numpy(selected).long()  # [S]
 
-    def __call__(self, pre: torch.Tensor) -> torch.Tensor:  # [B, H] -> [B, H]
-        return pre + self.shift.to(pre.device)
+    def change(self, acts: torch.Tensor) -> torch.Tensor:  # [B, S] -> [S]
+        return self.shift[self.latents].to(acts.device)
 
 
 class PopularityReweighting:
@@ -219,3 +223,6 @@ class PopularityReweighting:
 
     def score(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, N+1]
         return self.scorer.score(items).float() - self.penalty
+
+
+register_intervention("popsteer", PopularitySteering)

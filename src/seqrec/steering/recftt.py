@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqrec.api import run_data
 from seqrec.data.splits import SplitData
 from seqrec.errors import RunError, SeqrecError
-from seqrec.runs import unique_run_dir
+from seqrec.model_runs import run_data
+from seqrec.run_folders import unique_run_dir
 from seqrec.steering.activations import training_instances
 from seqrec.steering.attributes import attribute_matrix
 from seqrec.steering.latent_sweep import (

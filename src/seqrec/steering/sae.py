@@ -13,7 +13,7 @@ from torch import nn
 from seqrec.config import check_finite
 from seqrec.errors import ConfigError
 
-Intervention = Callable[[torch.Tensor], torch.Tensor]  # pre-activations [B, H] -> steered [B, H]
+PreActivationHook = Callable[[torch.Tensor], torch.Tensor]  # pre-activations [B, H] -> edited [B, H]
 
 
 @dataclass
@@ -60,18 +60,32 @@ class SAEConfig:
 
 
 @dataclass
-class SAEOutput:
-    """One forward pass. pre [B, H]; values/index [B, k] (the top-k code); x_hat [B, D]."""
+class SparseCode:
+    """A top-k code: the k kept values per row and their latent ids.  values/index [B, k]"""
 
-    pre: torch.Tensor  # pre-activations W_enc(x - b_dec) + b_enc, before ReLU and top-k
     values: torch.Tensor  # the k largest ReLU'd pre-activations per row
     index: torch.Tensor  # their latent indices
+
+    def dense(self, latents: int) -> torch.Tensor:
+        """values at index, zeros elsewhere.  -> [B, H]"""
+        return self.values.new_zeros(len(self.values), latents).scatter(1, self.index, self.values)
+
+    def rows(self, rows: torch.Tensor) -> SparseCode:
+        """The code of some rows only.  rows [R] -> [R, k]"""
+        return SparseCode(self.values[rows], self.index[rows])
+
+
+@dataclass
+class SAEOutput(SparseCode):
+    """One forward pass: the top-k code plus pre [B, H] and x_hat [B, D]."""
+
+    pre: torch.Tensor  # pre-activations W_enc(x - b_dec) + b_enc, before ReLU and top-k
     x_hat: torch.Tensor  # reconstruction z W_dec + b_dec
 
     @property
     def z(self) -> torch.Tensor:
         """The sparse code as a dense matrix: values at index, zeros elsewhere.  [B, H]"""
-        return torch.zeros_like(self.pre).scatter(1, self.index, self.values)
+        return self.dense(self.pre.shape[1])
 
     def fired(self) -> torch.Tensor:
         """Which latents are non-zero for some row.  [H] bool"""
@@ -105,20 +119,20 @@ class TopKSAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:  # [B, H] -> [B, D]
         return z @ self.W_dec + self.b_dec
 
-    def forward(self, x: torch.Tensor, intervention: Intervention | None = None) -> SAEOutput:
-        """Encode, optionally steer the pre-activations (before ReLU/top-k), keep the top k, decode.  x [B, D]"""
-        if intervention is None and torch.is_grad_enabled():  # training: gradients only through the top k
+    def forward(self, x: torch.Tensor, hook: PreActivationHook | None = None) -> SAEOutput:
+        """Encode, optionally edit the pre-activations (before ReLU/top-k), keep the top k, decode.  x [B, D]"""
+        if hook is None and torch.is_grad_enabled():  # training: gradients only through the top k
             with torch.no_grad():
                 pre = self.pre_activations(x)
             index = pre.topk(self.k, dim=1).indices
             values = self.select(x, index).relu()
         else:
             pre = self.pre_activations(x)
-            if intervention is not None:
-                pre = intervention(pre)
+            if hook is not None:
+                pre = hook(pre)
             values, index = pre.topk(self.k, dim=1)  # [B, k]
             values = values.relu()
-        return SAEOutput(pre, values, index, self.decode_sparse(values, index) + self.b_dec)
+        return SAEOutput(values, index, pre, self.decode_sparse(values, index) + self.b_dec)
 
     def select(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Pre-activations of the latents in `index` only (cheap to differentiate).  x [B, D], index [B, k]"""

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from seqrec.config import from_dict, read_yaml, to_dict
 from seqrec.errors import ConfigError, RunError
+from seqrec.model_runs import Run, load_model_run
 from seqrec.recommender import Recommender
-from seqrec.runs import Run, load_run, read_records, save_derived_run
-from seqrec.steering.sae import Intervention, SAEConfig, TopKSAE
-from seqrec.steering.steered import ScoringMode, SteeredEncoder
+from seqrec.run_folders import atomic, cpu_state, read_records, write_atomically
+from seqrec.run_kinds import register_kind, write_run
+from seqrec.steering.sae import SAEConfig, TopKSAE
+from seqrec.steering.steered import Interventions, ScoringMode, SteeredEncoder
 
 SAE_CONFIG, SAE_WEIGHTS = "sae.yaml", "sae.safetensors"
 
@@ -23,6 +26,7 @@ SAE_CONFIG, SAE_WEIGHTS = "sae.yaml", "sae.safetensors"
 class SAERun:
     """A trained SAE over the user vectors of `base`."""
 
+    kind: ClassVar[str] = "sae"
     config: SAEConfig
     sae: TopKSAE
     base: Run
@@ -30,23 +34,23 @@ class SAERun:
     history: list[dict[str, float]] = field(default_factory=list)
     path: Path | None = None
 
-    def recommender(self, mode: ScoringMode = "recon", intervention: Intervention | None = None) -> Recommender:
-        """The base run's recommender with user vectors passed through this SAE (and `intervention`)."""
+    def recommender(self, mode: ScoringMode = "recon", interventions: Interventions = None) -> Recommender:
+        """The base run's recommender with user vectors passed through this SAE (and `interventions`)."""
         rec = self.base.recommender
-        steered = SteeredEncoder(rec.model, self.sae.to(rec.model.device), mode, intervention)
+        steered = SteeredEncoder(rec.model, self.sae.to(rec.model.device), mode, interventions)
         return Recommender(steered, rec.user_map, rec.item_map, rec.histories, rec.catalog,
                            mask_seen=rec.mask_seen)
 
 
 def save_sae_run(run: SAERun, path: str | Path) -> Path:
     """Write `run` to the new directory `path`; the base run is referenced by a relative path."""
-    path = Path(path)
-    if run.base.path is None:
-        raise RunError("save the base run before its SAE (the SAE run points at the base run directory)")
-    meta = {"dim": run.sae.dim, "latents": run.sae.latents, "sae": to_dict(run.config)}
-    run.path = save_derived_run(path, run.base.path, "base_run", meta, (SAE_CONFIG, SAE_WEIGHTS), run.sae,
-                                run.metrics, run.history)
+    run.path = write_atomically(Path(path), lambda tmp: write_run(run, tmp))
     return run.path
+
+
+def relative_parent(parent: Path, folder: Path) -> str:
+    """`parent` relative to `folder` (a new run or its temporary sibling), e.g. ".." for runs/x/sae-popsteer."""
+    return os.path.relpath(Path(parent).resolve(), folder.resolve())
 
 
 def read_meta(file: Path, fix: str) -> dict[str, Any]:
@@ -104,7 +108,7 @@ def load_sae_run(path: str | Path, device: str = "cpu") -> SAERun:
         raise RunError(f"{path / SAE_CONFIG}: base_run {meta['base_run']} is a derived run ({base_path}), not the "
                        f"trained model the SAE was made from; point it at that run or {fix}")
     try:
-        base = load_run(base_path, device=device)
+        base = load_model_run(base_path, device=device)
     except RunError as exc:
         raise RunError(f"the base run of {path} ({path / SAE_CONFIG}: base_run {meta['base_run']}) "
                        f"cannot be loaded: {exc}") from None
@@ -120,3 +124,28 @@ def load_sae_run(path: str | Path, device: str = "cpu") -> SAERun:
     sae.to(device).eval()
     metrics, history = read_records(path)
     return SAERun(config, sae, base, metrics, history, path)
+
+
+class SAEKind:
+    """SAE runs: sae.yaml (settings and the relative path of the base run) and sae.safetensors."""
+
+    name = "sae"
+    settings_file = SAE_CONFIG
+    extends: str | None = None
+    label = ""
+
+    def recognise(self, path: Path) -> bool:
+        return is_sae_run(path)
+
+    def save(self, run: SAERun, folder: Path) -> dict[str, Any]:
+        if run.base.path is None:
+            raise RunError("save the base run before its SAE (the SAE run points at the base run directory)")
+        atomic(folder)(SAE_WEIGHTS, lambda name: save_file(cpu_state(run.sae), name))
+        return {"base_run": relative_parent(run.base.path, folder), "dim": run.sae.dim, "latents": run.sae.latents,
+                "sae": to_dict(run.config)}
+
+    def load(self, path: Path, device: str = "cpu", **options: Any) -> SAERun:
+        return load_sae_run(path, device=device)
+
+
+register_kind(SAEKind())

@@ -9,7 +9,7 @@ from pathlib import Path
 from seqrec.data.splits import EvalSplit
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.files import dumps_json
-from seqrec.runs import write_atomically
+from seqrec.run_folders import write_atomically
 from seqrec.steering.popsteer import NeuronStats, PopularityReweighting, PopularitySteering
 from seqrec.steering.sae_run import SAERun
 from seqrec.steering.steered import ScoringMode

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from seqrec.config import from_dict, to_dict
 from seqrec.errors import ConfigError, RunError
 from seqrec.recommender import Recommender
-from seqrec.runs import read_records, save_derived_run
-from seqrec.steering.sae_run import SAE_CONFIG, SAE_WEIGHTS, SAERun, is_sae_run, load_sae_run, parent_dir, read_meta
-from seqrec.steering.tuning import LatentController, TuneConfig, TunedEncoder
+from seqrec.run_folders import atomic, cpu_state, read_records, write_atomically
+from seqrec.run_kinds import register_kind, write_run
+from seqrec.steering.sae_run import (
+    SAE_CONFIG,
+    SAE_WEIGHTS,
+    SAERun,
+    is_sae_run,
+    load_sae_run,
+    parent_dir,
+    read_meta,
+    relative_parent,
+)
+from seqrec.steering.steered import SteeredEncoder
+from seqrec.steering.tuning import LatentController, TuneConfig
 
 TUNE_CONFIG, TUNE_WEIGHTS = "tune.yaml", "controller.safetensors"
 
@@ -23,6 +34,7 @@ TUNE_CONFIG, TUNE_WEIGHTS = "tune.yaml", "controller.safetensors"
 class TunedRun:
     """A controller over `latents` of an SAE run's SAE."""
 
+    kind: ClassVar[str] = "tuned"
     config: TuneConfig
     controller: LatentController
     sae_run: SAERun
@@ -35,28 +47,23 @@ class TunedRun:
         """The base run's recommender with user vectors moved by the controller."""
         rec = self.sae_run.base.recommender
         sae = self.sae_run.sae.to(rec.model.device)
-        model = TunedEncoder(rec.model, sae, self.controller.to(rec.model.device)).eval()
+        model = SteeredEncoder(rec.model, sae, "delta", self.controller.to(rec.model.device)).eval()
         return Recommender(model, rec.user_map, rec.item_map, rec.histories, rec.catalog,
                            mask_seen=rec.mask_seen)
 
 
 def save_tuned_run(run: TunedRun, path: str | Path) -> Path:
     """Write `run` to the new directory `path` (the SAE run is referenced by a relative path)."""
-    path = Path(path)
-    if run.sae_run.path is None:
-        raise RunError("save the SAE run before tuning on it (the tuned run points at the SAE run directory)")
-    meta = {"latents": run.controller.latents.tolist(), "tune": to_dict(run.config)}
-    run.path = save_derived_run(path, run.sae_run.path, "sae_run", meta, (TUNE_CONFIG, TUNE_WEIGHTS),
-                                run.controller, run.metrics, run.history)
+    run.path = write_atomically(Path(path), lambda tmp: write_run(run, tmp))
     return run.path
 
 
 def load_tuned_run(path: str | Path, device: str = "cpu") -> TunedRun:
     """Restore a tuned run with its SAE run and base run."""
     path = Path(path)
-    if not (path / TUNE_CONFIG).is_file() or not (path / TUNE_WEIGHTS).is_file():
+    if not is_tuned_run(path):
         raise RunError(f"{path} is not a tuned run (expected {TUNE_CONFIG} and {TUNE_WEIGHTS}); "
-                       "create one with `seqrec tune SAE_RUN --target ATTRIBUTE`")
+                       "create one with `seqrec sae tune RUN --target ATTRIBUTE`")
     fix = "tune again"
     meta = read_meta(path / TUNE_CONFIG, fix)
     sae_path = parent_dir(path, TUNE_CONFIG, meta, "sae_run", fix)
@@ -80,3 +87,32 @@ def load_tuned_run(path: str | Path, device: str = "cpu") -> TunedRun:
                        f"{fix}") from None
     metrics, history = read_records(path)
     return TunedRun(config, controller.to(device).eval(), sae_run, metrics, history, path)
+
+
+def is_tuned_run(path: Path) -> bool:
+    return (path / TUNE_CONFIG).is_file() and (path / TUNE_WEIGHTS).is_file()
+
+
+class TunedKind:
+    """Tuned runs: tune.yaml (settings, latents and the relative path of the SAE run) and controller.safetensors."""
+
+    name = "tuned"
+    settings_file = TUNE_CONFIG
+    extends: str | None = None
+    label = ""
+
+    def recognise(self, path: Path) -> bool:
+        return is_tuned_run(path)
+
+    def save(self, run: TunedRun, folder: Path) -> dict[str, Any]:
+        if run.sae_run.path is None:
+            raise RunError("save the SAE run before tuning on it (the tuned run points at the SAE run directory)")
+        atomic(folder)(TUNE_WEIGHTS, lambda name: save_file(cpu_state(run.controller), name))
+        return {"sae_run": relative_parent(run.sae_run.path, folder), "latents": run.controller.latents.tolist(),
+                "tune": to_dict(run.config)}
+
+    def load(self, path: Path, device: str = "cpu", **options: Any) -> TunedRun:
+        return load_tuned_run(path, device=device)
+
+
+register_kind(TunedKind())

@@ -8,8 +8,6 @@ At initialisation (m = 1, b = 0) u′ = x exactly, so the tuned model starts as 
 
 from __future__ import annotations
 
-import copy
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,8 +22,10 @@ from seqrec.errors import ConfigError
 from seqrec.evaluation.evaluate import rank_chunks, ranking_metrics
 from seqrec.models.base import SequentialEncoder
 from seqrec.steering.activations import user_vectors
-from seqrec.steering.sae import TopKSAE
-from seqrec.steering.sae_training import progress_bar
+from seqrec.steering.interventions import Stage, decoder_change, register_intervention
+from seqrec.steering.sae import SparseCode, TopKSAE
+from seqrec.training.callbacks import EarlyStopping, ProgressBar
+from seqrec.training.loop import Loop, Record
 
 
 @dataclass
@@ -66,7 +66,12 @@ class TuneConfig:
 
 
 class LatentController(nn.Module):
-    """Multiplier (init 1) and bias (init 0) for each selected latent; maps a sparse code to a user-vector change."""
+    """RecFTT's trainable post-stage intervention: z̃_S = m ⊙ z_S + b with m (init 1) and b (init 0) learnt.
+
+    The bias applies to every user, also where a latent is not in the top k.
+    """
+
+    stage: Stage = "post"
 
     def __init__(self, latents: list[int], num_latents: int) -> None:
         super().__init__()
@@ -78,43 +83,15 @@ class LatentController(nn.Module):
         slot = torch.full((num_latents,), -1, dtype=torch.long)
         slot[index] = torch.arange(len(index))
         self.register_buffer("latents", index)  # [S]
-        self.register_buffer("slot", slot)  # [H] position in S, -1 when not controlled
+        self.register_buffer("slot", slot)  # [H] position in S, -1 when not controlled (part of saved controllers)
         self.multiplier = nn.Parameter(torch.ones(len(index)))
         self.bias = nn.Parameter(torch.zeros(len(index)))
 
-    def delta(self, values: torch.Tensor, index: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-        """Change of the user vector.  values/index [B, k] (sparse code), W_dec [H, D] -> [B, D]"""
-        slot = self.slot[index]  # [B, k]
-        controlled = slot >= 0
-        z_s = values.new_zeros(len(values), len(self.latents))  # [B, S]
-        z_s.scatter_add_(1, slot.clamp_min(0), values * controlled)
-        change = (self.multiplier - 1.0) * z_s + self.bias  # [B, S]; the bias applies to every user
-        return change @ W_dec[self.latents]
+    def change(self, acts: torch.Tensor) -> torch.Tensor:  # [B, S] -> [B, S]
+        return (self.multiplier - 1.0) * acts + self.bias
 
 
-class TunedEncoder(SequentialEncoder):
-    """A frozen encoder whose user vector is moved by the controller through a frozen SAE."""
-
-    def __init__(self, base: SequentialEncoder, sae: TopKSAE, controller: LatentController) -> None:
-        super().__init__(base.config, base.num_items)
-        self.base, self.sae, self.controller = base, sae, controller
-        self.causal = base.causal
-        for p in [*base.parameters(), *sae.parameters()]:
-            p.requires_grad_(False)
-
-    def encode(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
-        return self.base.encode(items)
-
-    def item_embeddings(self) -> torch.Tensor:  # [N+1, D]
-        return self.base.item_embeddings()
-
-    def user_vector(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, D]
-        return self.steer(self.base.user_vector(items).float())
-
-    def steer(self, x: torch.Tensor) -> torch.Tensor:  # [B, D] -> [B, D]
-        with torch.no_grad():
-            code = self.sae(x)
-        return x + self.controller.delta(code.values, code.index, self.sae.W_dec)
+register_intervention("controller", LatentController)
 
 
 def ranking_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -199,7 +176,7 @@ class SplitVectors:
             r = torch.from_numpy(rows).to(self.x.device)
             u = self.x[r]
             if controller is not None:
-                u = u + controller.delta(self.values[r], self.index[r], sae.W_dec)
+                u = u + decoder_change(controller, SparseCode(self.values[r], self.index[r]), sae.W_dec)
             scores = u @ items.T
             scores[:, 0] = float("-inf")
             return scores
@@ -254,55 +231,46 @@ def fit_controller(controller: LatentController, sae: TopKSAE, items: torch.Tens
     base = validate(0, None, {})
     base_ndcg = base["NDCG@10"]
     base["selection"] = selection_score(base, config, base_ndcg)
-    fit = TuneFit(controller, [base])
-    best, best_state, stale = base["selection"], copy.deepcopy(controller.state_dict()), 0
-    start = time.perf_counter()
-    with progress_bar(progress) as bar:
-        task = bar.add_task("tune", total=config.epochs, status="") if bar else None
-        for epoch in range(1, config.epochs + 1):
-            controller.train()
-            negatives = torch.from_numpy(sampler.sample(train.rows, everything)).to(device)
-            has_boost = torch.from_numpy(boost[target_np]).to(device)
-            neg_boost = torch.from_numpy(sampler.sample(train.rows, not_boost)).to(device) if any_boost else negatives
-            has_lower = torch.from_numpy(~lower[target_np]).to(device)
-            neg_lower = torch.from_numpy(sampler.sample(train.rows, lower)).to(device) if any_lower else negatives
-            order = torch.randperm(len(train.x), device=device)
-            totals = torch.zeros(2, device=device)  # summed on the device: no host sync per step
-            for i in range(0, len(order), config.batch_size):
-                b = order[i : i + config.batch_size]
-                u = train.x[b] + controller.delta(train.values[b], train.index[b], sae.W_dec)  # [B, D]
-                pos = (u * items[train.targets[b]]).sum(1)
-                rank = ranking_loss(pos, (u * items[negatives[b]]).sum(1)[:, None])
-                attr = pos.new_zeros(())
-                if any_boost:
-                    attr = attr + pairwise_loss(pos, (u * items[neg_boost[b]]).sum(1), has_boost[b])
-                if any_lower:
-                    attr = attr + pairwise_loss(pos, (u * items[neg_lower[b]]).sum(1), has_lower[b])
-                loss = rank + config.weight * attr
-                if not torch.isfinite(loss):
-                    continue
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                totals += torch.stack([rank.detach(), attr.detach()])
-            totals = totals.cpu().numpy()
-            steps = max(1, -(-len(order) // config.batch_size))
-            controller.eval()
-            losses = {"rank_loss": float(totals[0] / steps), "attribute_loss": float(totals[1] / steps)}
-            record = validate(epoch, controller, losses | {"elapsed_seconds": time.perf_counter() - start})
-            record["selection"] = selection_score(record, config, base_ndcg)
-            fit.history.append(record)
-            if record["selection"] > best:
-                best, stale, fit.best_epoch = record["selection"], 0, epoch
-                best_state = copy.deepcopy(controller.state_dict())
-            else:
-                stale += 1
-            if bar is not None and task is not None:
-                bar.update(task, advance=1, status=f"valid NDCG@10 {record['NDCG@10']:.4f} (base {base_ndcg:.4f}) "
-                                                  f"best epoch {fit.best_epoch}")
-            if config.patience and stale >= config.patience:
-                break
-    controller.load_state_dict(best_state)
+
+    def run_epoch(epoch: int) -> Record:
+        controller.train()
+        negatives = torch.from_numpy(sampler.sample(train.rows, everything)).to(device)
+        has_boost = torch.from_numpy(boost[target_np]).to(device)
+        neg_boost = torch.from_numpy(sampler.sample(train.rows, not_boost)).to(device) if any_boost else negatives
+        has_lower = torch.from_numpy(~lower[target_np]).to(device)
+        neg_lower = torch.from_numpy(sampler.sample(train.rows, lower)).to(device) if any_lower else negatives
+        order = torch.randperm(len(train.x), device=device)
+        totals = torch.zeros(2, device=device)  # summed on the device: no host sync per step
+        for i in range(0, len(order), config.batch_size):
+            b = order[i : i + config.batch_size]
+            u = train.x[b] + decoder_change(controller, SparseCode(train.values[b], train.index[b]), sae.W_dec)
+            pos = (u * items[train.targets[b]]).sum(1)
+            rank = ranking_loss(pos, (u * items[negatives[b]]).sum(1)[:, None])
+            attr = pos.new_zeros(())
+            if any_boost:
+                attr = attr + pairwise_loss(pos, (u * items[neg_boost[b]]).sum(1), has_boost[b])
+            if any_lower:
+                attr = attr + pairwise_loss(pos, (u * items[neg_lower[b]]).sum(1), has_lower[b])
+            loss = rank + config.weight * attr
+            if not torch.isfinite(loss):
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            totals += torch.stack([rank.detach(), attr.detach()])
+        totals = totals.cpu().numpy()
+        steps = max(1, -(-len(order) // config.batch_size))
+        controller.eval()
+        losses = {"rank_loss": float(totals[0] / steps), "attribute_loss": float(totals[1] / steps)}
+        record = validate(epoch, controller, losses)
+        record["selection"] = selection_score(record, config, base_ndcg)
+        return record
+
+    selection = EarlyStopping(controller, "selection", "max", config.patience)
+    selection.start_from(base["selection"], base)  # epoch 0: the untuned model, which training must beat
+    bar = ProgressBar("tune", lambda r: f"valid NDCG@10 {r['NDCG@10']:.4f} (base {base_ndcg:.4f}) "
+                                        f"best epoch {selection.best_epoch}", enabled=progress)
+    loop = Loop(config.epochs, [selection, bar])
+    loop.run(run_epoch)
     controller.eval()
-    fit.seconds = time.perf_counter() - start
-    return fit
+    return TuneFit(controller, [base, *loop.history], selection.best_epoch, loop.elapsed)
