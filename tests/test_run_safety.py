@@ -95,7 +95,7 @@ def test_a_path_as_name_is_one_cli_error(tmp_path: Path, monkeypatch: pytest.Mon
                                          capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
-    assert_cli_error(["train", str(path), "--set", "name=../../x", "--output-dir", str(tmp_path / "runs")],
+    assert_cli_error(["train", str(path), "--set", "name=../../x", "--out", str(tmp_path / "runs")],
                      "single folder name", monkeypatch, capsys)
 
 
@@ -156,7 +156,7 @@ def test_concurrent_processes_never_share_a_run_name(tmp_path: Path) -> None:
 def test_two_trainings_with_the_same_name_give_two_runs(tmp_path: Path) -> None:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
-    command = [sys.executable, "-m", "seqrec.cli", "train", str(path), "--output-dir", str(tmp_path / "runs")]
+    command = [sys.executable, "-m", "seqrec.cli", "train", str(path), "--out", str(tmp_path / "runs")]
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -173,7 +173,7 @@ def test_sigterm_keeps_the_run_and_resume_finishes_it(tmp_path: Path) -> None:
     # many epochs, stopped by a time budget of training seconds that a resumed run continues to count
     path.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "epochs": 10_000, "time_budget": 6}}))
     run_dir = tmp_path / "runs" / "tiny"
-    proc = subprocess.Popen([sys.executable, "-m", "seqrec.cli", "train", str(path), "--output-dir",
+    proc = subprocess.Popen([sys.executable, "-m", "seqrec.cli", "train", str(path), "--out",
                              str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (run_dir / "checkpoint.json").exists() and time.monotonic() < deadline:
@@ -318,7 +318,7 @@ def test_a_long_multibyte_name_is_a_config_error(tmp_path: Path, monkeypatch: py
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
-    assert_cli_error(["train", str(path), "--set", f"name={'é' * 150}", "--output-dir", str(tmp_path / "runs")],
+    assert_cli_error(["train", str(path), "--set", f"name={'é' * 150}", "--out", str(tmp_path / "runs")],
                      "longer than 120 bytes", monkeypatch, capsys)
 
 

@@ -13,18 +13,22 @@ import torch
 from seqrec.data.config import DataConfig
 from seqrec.data.splits import SplitData
 from seqrec.distill import DistillConfig, ProfileGuide, load_profile_table
-from seqrec.errors import RunError, SeqrecError
+from seqrec.errors import SeqrecError
 from seqrec.evaluation.evaluate import evaluate
+from seqrec.evaluation.validation import RankingValidation
 from seqrec.experiment import ExperimentConfig
+from seqrec.model_runs import load_model_run, run_data
 from seqrec.models.base import ModelConfig, SequentialEncoder, build_model
 from seqrec.recommender import Recommender
 from seqrec.retrieval.augmented import RetrievalAugmented
 from seqrec.retrieval.config import RetrievalConfig
 from seqrec.retrieval.setup import from_base_run
-from seqrec.runs import Run, clean_leftovers, load_run
+from seqrec.runs import Run, clean_leftovers
 from seqrec.training import distributed
 from seqrec.training.checkpoint import Checkpoint
 from seqrec.training.config import EvalConfig, TrainConfig, resolve_device
+from seqrec.training.loggers import build_loggers
+from seqrec.training.loop import Callback
 from seqrec.training.trainer import EpochCallback, Trainer, seed_everything
 from seqrec.training_runs import finish_run_dir, guarded, resumable_config, start_run_dir, training_lock
 
@@ -35,7 +39,7 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
           eval_config: EvalConfig | None = None, data_config: DataConfig | None = None,
           progress: bool = True, distill: DistillConfig | None = None,
           retrieval: RetrievalConfig | None = None, checkpoint: Checkpoint | None = None,
-          callbacks: Sequence[EpochCallback] = ()) -> Run:
+          callbacks: Sequence[EpochCallback | Callback] = ()) -> Run:
     """Train `model` on `data`, restore the best validation epoch and report valid + test metrics.
 
     With `distill.profiles`, the first phase adds the profile-reconstruction loss (the served model is the
@@ -56,7 +60,9 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
     else:
         encoder = build_model(model, data.num_items)
     guide = profile_guide(distill, encoder, data)
-    result = Trainer(encoder, data, train, ec, callbacks=callbacks, progress=progress, guide=guide).fit(checkpoint)
+    validate = RankingValidation(data.valid, train, ec)
+    result = Trainer(encoder, data, train, validate=validate, terms=[guide] if guide is not None else [],
+                     callbacks=callbacks, progress=progress).fit(checkpoint)
     recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog,
                               mask_seen=ec.mask_seen)
     config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec,
@@ -117,7 +123,7 @@ def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_
 
 
 def run_experiment(config: ExperimentConfig, output_dir: str | Path = "runs", progress: bool = True,
-                   callbacks: Sequence[EpochCallback] = ()) -> Run:
+                   callbacks: Sequence[EpochCallback | Callback] = ()) -> Run:
     """Load data, train, evaluate and write a new run directory under `output_dir`.
 
     The run folder is claimed (and checked to be writable) before the data is read; training checkpoints into it
@@ -135,7 +141,7 @@ def run_experiment(config: ExperimentConfig, output_dir: str | Path = "runs", pr
             torch.distributed.destroy_process_group()
 
 
-def resume(path: str | Path, progress: bool = True, callbacks: Sequence[EpochCallback] = ()) -> Run:
+def resume(path: str | Path, progress: bool = True, callbacks: Sequence[EpochCallback | Callback] = ()) -> Run:
     """Continue the unfinished training run at `path` from its last checkpoint, to the result an uninterrupted
     run with the same config and seed would have reached."""
     path = Path(path)
@@ -150,7 +156,7 @@ def resume(path: str | Path, progress: bool = True, callbacks: Sequence[EpochCal
 
 
 def _train_in(config: ExperimentConfig, run_dir: Path | None, fresh: bool, progress: bool,
-              callbacks: Sequence[EpochCallback]) -> Run:
+              callbacks: Sequence[EpochCallback | Callback]) -> Run:
     """Train `config` with checkpoints in `run_dir` (None on ranks that do not write) and finish the run there."""
     from seqrec.data.registry import load as load_data
 
@@ -160,6 +166,7 @@ def _train_in(config: ExperimentConfig, run_dir: Path | None, fresh: bool, progr
     with training_lock(writing), guarded(writing, fresh):
         if writing is not None:
             clean_leftovers(writing)
+            callbacks = [*callbacks, *build_loggers(config.train.loggers, writing, config.to_dict())]
         data = load_data(config.data)
         run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress,
                     distill=config.distill, retrieval=config.retrieval, checkpoint=checkpoint, callbacks=callbacks)
@@ -171,8 +178,11 @@ def _train_in(config: ExperimentConfig, run_dir: Path | None, fresh: bool, progr
 
 
 def load(path: str | Path, device: str = "cpu") -> Run:
-    """Restore a run directory; `load(path).recommender.recommend(["42"], k=10)`."""
-    return load_run(path, device=device)
+    """Restore a trained model's run directory; `load(path).recommender.recommend(["42"], k=10)`.
+
+    Runs of other kinds (SAE, tuned, LLM stages) load with `seqrec.runs.load_run`.
+    """
+    return load_model_run(path, device=device)
 
 
 @dataclass
@@ -190,7 +200,7 @@ def evaluate_run(run: Run | str | Path, split: str = "test", mask_seen: bool | N
     `eval.ks`, the model's `max_len`); arguments that are not None override it."""
     if split not in ("valid", "test"):
         raise SeqrecError(f"split must be valid or test, got {split!r}")
-    run = run if isinstance(run, Run) else load_run(run)
+    run = run if isinstance(run, Run) else load_model_run(run)
     ec = run.config.eval
     chosen = EvalConfig(ks=tuple(ks) if ks else ec.ks, mask_seen=ec.mask_seen if mask_seen is None else mask_seen,
                         chunk_size=ec.chunk_size)
@@ -202,16 +212,3 @@ def evaluate_run(run: Run | str | Path, split: str = "test", mask_seen: bool | N
     used = {"dataset": data.name, "split": split, "users": len(target), "ranking": "full catalogue",
             "seen_items_masked": chosen.mask_seen, "ks": list(chosen.ks), "max_len": max_len}
     return RunEvaluation(metrics, used)
-
-
-def run_data(run: Run, data_dir: str | None = None) -> SplitData:
-    """Reload the dataset and split a run was trained on (checking the item ids still match)."""
-    from seqrec.data.registry import load as load_data
-
-    data_config = run.config.data
-    if data_dir:
-        data_config.data_dir = data_dir
-    data = load_data(data_config)
-    if data.item_map != run.recommender.item_map:
-        raise RunError(f"{run.path}: the dataset {data.name!r} no longer has the item ids this run was trained on")
-    return data

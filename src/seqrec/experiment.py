@@ -12,9 +12,11 @@ from seqrec.errors import ConfigError, suggest
 from seqrec.models.base import MODEL_REGISTRY, ModelConfig
 from seqrec.models.sasrec import SASRecConfig
 from seqrec.retrieval.config import RetrievalConfig
+from seqrec.run_kinds import RUN_KINDS
 from seqrec.training.config import EvalConfig, TrainConfig
 
 SECTIONS = ("name", "data", "model", "train", "eval", "distill", "retrieval")
+RECORDED = ("kind",)  # written into a run's config.yaml; read back, it is ignored (it follows from the sections)
 
 
 @dataclass
@@ -30,13 +32,19 @@ class ExperimentConfig:
     name: str = ""  # run name; default "<model>-<data>"
 
     @property
+    def kind(self) -> str:
+        """The kind of run this experiment trains (see `seqrec.run_kinds`)."""
+        return "retrieval" if self.retrieval.enabled else "distilled" if self.distill.enabled else "base"
+
+    @property
     def run_name(self) -> str:
-        model = "ftragrec" if self.retrieval.enabled else self.model.name
-        return self.name or f"{model}-{self.data.name}"
+        """`name`, or `<label>-<data>`, where the label is the run kind's (default: the model's name)."""
+        kind = RUN_KINDS.get(self.kind)
+        return self.name or f"{kind.label if kind and kind.label else self.model.name}-{self.data.name}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
-        unknown = set(data) - set(SECTIONS)
+        unknown = set(data) - set(SECTIONS) - set(RECORDED)
         if unknown:
             raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; valid sections: {suggest(SECTIONS)}")
         return cls(

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from seqrec.errors import Interrupted, NonFiniteError, RunError
 from seqrec.experiment import ExperimentConfig
 from seqrec.files import current_umask, host_name, write_text_atomically
+from seqrec.run_kinds import with_kind
 from seqrec.runs import (
     CONFIG,
     Run,
@@ -44,7 +45,7 @@ def start_run_dir(config: ExperimentConfig, output_dir: str | Path) -> Path:
     target = unique_run_dir(output_dir, config.run_name)
     _created[target] = made
     config.name = target.name
-    write_text_atomically(target / CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomically(target / CONFIG, yaml.safe_dump(with_kind(config.kind, config.to_dict()), sort_keys=False))
     release_claim(target)  # from now on config.yaml marks it as a run in progress
     return target
 

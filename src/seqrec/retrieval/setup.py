@@ -9,6 +9,7 @@ from seqrec.errors import RunError
 from seqrec.models.base import ModelConfig
 from seqrec.retrieval.augmented import RetrievalAugmented
 from seqrec.retrieval.config import RetrievalConfig
+from seqrec.run_kinds import is_kind_of, load_any
 
 BASE_MODELS = ("duorec", "sasrec")
 
@@ -18,12 +19,12 @@ def from_base_run(config: RetrievalConfig, model: ModelConfig, data: SplitData) 
 
     `model` is the experiment's model section: its name and hidden size must be the base run's.
     """
-    from seqrec.runs import load_run
-
     path = Path(config.base_run)
-    base = load_run(path)
-    base_model = base.config.model
+    base = load_any(path)
     where = f"retrieval.base_run={path}"
+    if not is_kind_of(base.kind, "base"):
+        raise RunError(f"{where} is a {base.kind} run; retrieval augments the run of a trained model")
+    base_model = base.config.model
     if base_model.name not in BASE_MODELS:
         raise RunError(f"{where} is a {base_model.name} run; retrieval augments {' or '.join(BASE_MODELS)} runs")
     if (model.name, model.hidden) != (base_model.name, base_model.hidden):
