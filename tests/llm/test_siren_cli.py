@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from seqrec import cli
 from seqrec.errors import RunError, SeqrecError
 from seqrec.llm.rating_rows import synthetic_rating_data
+from seqrec.llm.stage_config import SketchStageConfig
 from seqrec.llm.stage_runs import read_stage
 from seqrec.llm.stage_sketch import sketch_stage
 
@@ -44,8 +45,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = tiny_tokenizer()
     tiny_model(tokenizer).save_pretrained(folder / "tiny")
     tokenizer.save_pretrained(folder / "tiny")
-    sketch_stage(synthetic_rating_data(), folder / "sketch", embedder=hashed_embedder, n_clusters=4, top_k=5,
-                 tokenizer=None, source="synthetic")
+    sketch_stage(SketchStageConfig(data="synthetic", clusters=4, top_k=5, tokenizer=None), folder / "sketch",
+                 synthetic_rating_data(), embedder=hashed_embedder)
     common = ["--data", "synthetic", "--sketch", str(folder / "sketch")]
     invoke("grpo", "--model", str(folder / "tiny"), *common, "--steps", "1", "--group-size", "2",
            "--prompts-per-step", "2", "--max-completion", "6", "--limit", "2", "--out", str(folder / "grpo"))

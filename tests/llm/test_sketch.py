@@ -289,11 +289,12 @@ def test_llm_naming_cache_resumes_after_a_failing_endpoint(data: RatingData, tmp
 def test_the_sketch_stage_names_topics_at_an_endpoint_safely(data: RatingData, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from seqrec.distill.chat import OpenAICompatibleChat
+    from seqrec.llm.stage_config import SketchStageConfig
     from seqrec.llm.stage_sketch import sketch_stage
 
     def stage(name: str, url: str | None, **options: object) -> Path:
-        return sketch_stage(data, tmp_path / name, embedder=fake_embedder, n_clusters=K, top_k=5, tokenizer=None,
-                            endpoint=url, endpoint_model="m", **options)
+        config = SketchStageConfig(clusters=K, top_k=5, tokenizer=None, endpoint=url, endpoint_model="m", **options)
+        return sketch_stage(config, tmp_path / name, data, embedder=fake_embedder)
 
     with pytest.raises(ConfigError, match="plain http to the non-local endpoint http://example.com/v1.*--allow-http"):
         stage("a", "http://example.com/v1")

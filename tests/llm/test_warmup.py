@@ -140,6 +140,7 @@ def test_summarize_warmup_keeps_the_step_logs() -> None:
 
 def test_stage_runs_the_warmup_alone_with_zero_grpo_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import seqrec.llm.grpo as grpo
+    from seqrec.llm.stage_config import GRPOStageConfig
     from seqrec.llm.stage_grpo import grpo_stage
 
     def no_grpo(*args, **kwargs):
@@ -150,11 +151,27 @@ def test_stage_runs_the_warmup_alone_with_zero_grpo_steps(tmp_path: Path, monkey
     tiny_model(tokenizer).save_pretrained(tmp_path / "tiny")
     tokenizer.save_pretrained(tmp_path / "tiny")
     warmup = WarmupSettings(rows=4, batch_size=2, lr=1e-2)
-    path = grpo_stage(DATA, str(tmp_path / "tiny"), tmp_path / "run", GRPOSettings(steps=0, max_completion_length=8),
-                      max_history=3, warmup=warmup)
+    config = GRPOStageConfig(model=str(tmp_path / "tiny"), max_history=3, warmup=warmup,
+                             grpo=GRPOSettings(steps=0, max_completion_length=8))
+    path = grpo_stage(config, tmp_path / "run", DATA)
     run = read_stage(path, "grpo")
     assert run.metrics["warmup_rows"] == 4 and run.metrics["steps"] == 0 and run.metrics["warmup_seconds"] > 0
     assert run.metrics["warmup_loss_first"] > 0 and "warmup_loss_last" in run.metrics
     assert run.config["warmup"]["rows"] == 4 and run.config["grpo"]["steps"] == 0
     assert [(r["step"], r["split"]) for r in run.history] == [(1, "warmup"), (2, "warmup")]
     assert (path / "model" / "model.safetensors").is_file()
+
+
+def test_the_warmup_reports_to_tensorboard_inside_the_run(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from seqrec.llm.stage_config import GRPOStageConfig
+    from seqrec.llm.stage_grpo import grpo_stage
+
+    tokenizer = tiny_tokenizer()
+    tiny_model(tokenizer).save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    config = GRPOStageConfig.from_yaml(None, [f"model={tmp_path / 'tiny'}", "max_history=3", "grpo.steps=0",
+                                              "warmup.rows=2", "warmup.batch_size=2", "warmup.report_to=tensorboard"])
+    path = grpo_stage(config, tmp_path / "run", DATA)
+    assert list((path / "logs" / "warmup").rglob("events.out.tfevents*"))
+    assert read_stage(path, "grpo").config["warmup"]["report_to"] == ["tensorboard"]

@@ -9,21 +9,21 @@ Multi-GPU (accelerate/DeepSpeed) and vLLM rollouts come from TRL when launched w
 
 from __future__ import annotations
 
-import copy
 import os
 import random
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from seqrec.config import check_finite
 from seqrec.errors import ConfigError, SeqrecError
 from seqrec.llm.prompts import DEFAULT_SCALE, RatingScale, parse_answer
+from seqrec.llm.report_to import check_report_to, report_to_option
 from seqrec.llm.rewards import accuracy_score, format_score
 from seqrec.llm.rows import RatingRow
-from seqrec.lm import LLM_EXTRA
+from seqrec.llm.trl_compat import checkpointing_options, reference_copy, require_trl, restore_after_training
 
 RewardFunc = Callable[..., list[float]]
 LOG_KEYS = {  # TRL log name -> our name (an "eval_" prefix marks validation logs)
@@ -61,18 +61,33 @@ class GRPOSettings:
     valid_size: int = 256  # validation prompts (a seeded random subset); 0 = all
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    loss_type: str = "dapo"
-    scale_rewards: str = "group"
+    loss_type: str = "dapo"  # TRL's loss_type: grpo, dr_grpo, dapo, bnpo, cispo, sapo, ...
+    scale_rewards: Literal["group", "batch", "none"] = "group"
     gradient_checkpointing: bool = True
     use_vllm: bool = False
+    report_to: tuple[str, ...] = ("none",)  # loggers: none, all, or e.g. [tensorboard, mlflow]
 
-
-def require_trl() -> Any:
-    try:
-        import trl
-    except ImportError:
-        raise SeqrecError(f"GRPO training needs the trl library: {LLM_EXTRA}") from None
-    return trl
+    def __post_init__(self) -> None:
+        check_finite(self, "grpo")
+        if self.group_size < 2:
+            raise ConfigError(f"grpo.group_size must be at least 2 (got {self.group_size}); GRPO compares "
+                              "completions")
+        for key in ("prompts_per_step", "max_completion_length", "max_prompt_length", "logging_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"grpo.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("micro_batch", "eval_steps", "valid_size", "beta", "weight_decay", "max_grad_norm"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"grpo.{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("lr", "epsilon", "temperature", "epochs"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"grpo.{key} must be > 0, got {getattr(self, key)}")
+        if self.steps < -1:
+            raise ConfigError(f"grpo.steps must be -1 (run `epochs`), 0 (no GRPO) or more, got {self.steps}")
+        if self.scale_rewards not in ("group", "batch", "none"):
+            raise ConfigError(f"grpo.scale_rewards must be group, batch or none, got {self.scale_rewards!r}")
+        if not self.loss_type:
+            raise ConfigError("grpo.loss_type must name a TRL loss type (e.g. dapo)")
+        check_report_to(self.report_to, "grpo.report_to")
 
 
 # --- data -----------------------------------------------------------------------------------------------------------
@@ -159,8 +174,6 @@ def _world_size() -> int:
 
 def _batching(settings: GRPOSettings) -> tuple[int, int]:
     """(per-device micro batch, gradient accumulation) so one optimizer step sees one whole generation batch."""
-    if settings.group_size < 2:
-        raise ConfigError(f"group_size must be at least 2 (got {settings.group_size}); GRPO compares completions")
     per_device, rest = divmod(settings.prompts_per_step * settings.group_size, _world_size())
     if rest:
         raise ConfigError(f"prompts_per_step × group_size = {settings.prompts_per_step * settings.group_size} "
@@ -172,18 +185,26 @@ def _batching(settings: GRPOSettings) -> tuple[int, int]:
 
 
 def grpo_config(settings: GRPOSettings, output_dir: str | Path, progress: bool = True, evaluate: bool = False) -> Any:
-    """The TRL `GRPOConfig` for `settings`: constant lr, AdamW, no saving, no reporting, bf16 on CUDA."""
+    """The TRL `GRPOConfig` for `settings`: constant lr, AdamW, no saving, the configured loggers, bf16 on CUDA."""
+    trl = require_trl()
+    micro, accumulation = _batching(settings)
+    options: dict[str, Any] = {"report_to": report_to_option(settings.report_to, "grpo.report_to")}
+    if evaluate:
+        options.update({"eval_strategy": "steps", "eval_steps": settings.eval_steps,
+                        "per_device_eval_batch_size": micro, "num_generations_eval": 1})
+    try:
+        return _grpo_config(trl, settings, output_dir, progress, micro, accumulation, options)
+    except ValueError as exc:  # TRL's own checks (e.g. an unknown loss_type)
+        raise ConfigError(f"grpo: {exc}") from None
+
+
+def _grpo_config(trl: Any, settings: GRPOSettings, output_dir: str | Path, progress: bool, micro: int,
+                 accumulation: int, options: dict[str, Any]) -> Any:
     import torch
 
-    trl = require_trl()
     cuda = torch.cuda.is_available()
-    micro, accumulation = _batching(settings)
-    options: dict[str, Any] = {}
-    if evaluate:
-        options = {"eval_strategy": "steps", "eval_steps": settings.eval_steps, "per_device_eval_batch_size": micro,
-                   "num_generations_eval": 1}
     return trl.GRPOConfig(
-        output_dir=str(output_dir), report_to="none", save_strategy="no", use_cpu=not cuda, bf16=cuda,
+        output_dir=str(output_dir), save_strategy="no", use_cpu=not cuda, bf16=cuda,
         seed=settings.seed, data_seed=settings.seed, disable_tqdm=not progress, logging_steps=settings.logging_steps,
         learning_rate=settings.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=settings.weight_decay,
         max_grad_norm=settings.max_grad_norm, max_steps=settings.steps, num_train_epochs=settings.epochs,
@@ -193,30 +214,6 @@ def grpo_config(settings: GRPOSettings, output_dir: str | Path, progress: bool =
         loss_type=settings.loss_type, scale_rewards=settings.scale_rewards, num_iterations=1,
         use_bias_correction_kl=False, disable_dropout=True, use_vllm=settings.use_vllm, remove_unused_columns=False,
         **checkpointing_options(trl.GRPOConfig, settings.gradient_checkpointing), **options)
-
-
-def checkpointing_options(config_class: Any, enabled: bool) -> dict[str, bool]:
-    """transformers ≥ 5.2x renamed gradient_checkpointing to activation_checkpointing (the old name warns)."""
-    new = "activation_checkpointing" in getattr(config_class, "__dataclass_fields__", {})
-    return {"activation_checkpointing" if new else "gradient_checkpointing": enabled}
-
-
-@contextmanager
-def _reference_copy(model: Any, needed: bool):
-    """Make TRL build its reference model as a frozen copy of `model` instead of reloading `config._name_or_path`
-    (which lacks the added tag tokens, or is a GGUF file, or is empty for a built model)."""
-    import trl.trainer.grpo_trainer as grpo_trainer
-
-    if not needed:
-        yield
-        return
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
-    original = grpo_trainer.create_model_from_path
-    grpo_trainer.create_model_from_path = lambda *args, **kwargs: reference
-    try:
-        yield
-    finally:
-        grpo_trainer.create_model_from_path = original
 
 
 def unflag_dequantized_gguf(model: Any) -> None:
@@ -232,17 +229,6 @@ def unflag_dequantized_gguf(model: Any) -> None:
         model.__dict__.pop(name, None)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-
-
-def restore_after_training(model: Any, checkpointing: bool) -> Any:
-    """Undo TRL's training patches on the returned model: the fused-LM-head forward and gradient checkpointing."""
-    patched = model.get_base_model() if hasattr(model, "get_base_model") else model
-    patched.__dict__.pop("forward", None)
-    if checkpointing:
-        disable = getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable
-        disable()
-    model.config.use_cache = True
-    return model.eval()
 
 
 def summarize_logs(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -278,7 +264,7 @@ def train_grpo(model: Any, tokenizer: Any, train: Any, settings: GRPOSettings | 
         check_prompt_lengths(tokenizer, valid_set, settings.max_prompt_length)
     config = grpo_config(settings, output_dir, progress, evaluate=valid_set is not None)
     unflag_dequantized_gguf(model)
-    with _reference_copy(model, settings.beta != 0.0 and not hasattr(model, "peft_config")):
+    with reference_copy(model, settings.beta != 0.0 and not hasattr(model, "peft_config")):
         trainer = trl.GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=make_rewards(scale),
                                   args=config, train_dataset=train_set, eval_dataset=valid_set)
     if not progress:

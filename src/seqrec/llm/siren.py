@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +80,3 @@ def prompts_for(rows: list[RatingRow], tokenizer: Any, model: Any, sketch_for: S
 
     return chat_prompts(rows, tokenizer, sketch_for, settings, max_tokens=context_length(model) - reserve)
 
-
-def describe(settings: Any) -> dict[str, Any]:
-    data = asdict(settings)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}

@@ -8,36 +8,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqrec.errors import SeqrecError
+from seqrec.config import to_dict
 from seqrec.llm.rows import RatingData
 from seqrec.llm.siren import BASELINES, PREDICTIONS, limited, load_stage_model, prompts_for, settings_for, sketch_source
+from seqrec.llm.stage_config import EvaluateStageConfig
 from seqrec.llm.stage_runs import save_stage
 
-MODES = ("answer-only", "cot")
 
-
-def evaluate_stage(data: RatingData, predictor: str, out: Path, *, split: str = "test", mode: str = "answer-only",
-                   limit: int | None = None, sketch: str | None = None, max_history: int | None = None,
-                   batch_size: int = 8, max_new_tokens: int = 512, source: str = "") -> Path:
-    """Predict the ratings of `split` (first `limit` rows) and write metrics + predictions to `out`."""
+def evaluate_stage(config: EvaluateStageConfig, out: Path, data: RatingData | None = None) -> Path:
+    """Predict the ratings of `config.split` (first `config.limit` rows) of `data` (default: `config.load_data()`)
+    and write metrics + predictions to `out`."""
     from seqrec.llm.inference import rating_metrics
 
-    if mode not in MODES:
-        raise SeqrecError(f"unknown mode {mode!r}; choose answer-only or cot")
-    rows = limited(data.split(split), limit)
+    data = data if data is not None else config.load_data()
+    rows = limited(data.split(config.split), config.limit)
     scale = settings_for(data).scale
-    if predictor in BASELINES:
-        values, extra = _baseline(data, predictor, rows), {"generated_tokens": 0.0}
+    mode, sketch, max_history = config.mode, config.sketch, config.max_history
+    if config.predictor in BASELINES:
+        values, extra = _baseline(data, config.predictor, rows), {"generated_tokens": 0.0}
         completions: list[str] = [""] * len(rows)
         mode = "mean"
     else:
-        values, completions, extra, sketch, max_history = _generate(data, predictor, rows, mode, sketch,
-                                                                    max_history, batch_size, max_new_tokens)
+        values, completions, extra, sketch, max_history = _generate(data, rows, config)
     labels = [row.label for row in rows]
-    metrics = {"split": split, "mode": mode, "predictor": predictor, **rating_metrics(values, labels, scale),
-               **extra}
-    config = {"data": source or data.name, "predictor": predictor, "split": split, "mode": mode, "limit": limit,
-              "sketch": sketch, "max_history": max_history, "max_new_tokens": max_new_tokens}
+    metrics = {"split": config.split, "mode": mode, "predictor": config.predictor,
+               **rating_metrics(values, labels, scale), **extra}
+    recorded = {**to_dict(config), "sketch": sketch, "max_history": max_history}
 
     def files(tmp: Path) -> None:
         with (tmp / PREDICTIONS).open("w") as f:
@@ -45,7 +41,7 @@ def evaluate_stage(data: RatingData, predictor: str, out: Path, *, split: str = 
                 f.write(json.dumps({"sample_id": row.sample_id, "user": row.user, "item": row.item,
                                     "label": row.label, "prediction": value, "output": text}) + "\n")
 
-    return save_stage(out, "evaluate", config, metrics, files=files)
+    return save_stage(out, "evaluate", recorded, metrics, files=files)
 
 
 def _baseline(data: RatingData, name: str, rows: list) -> list[float | None]:
@@ -56,13 +52,13 @@ def _baseline(data: RatingData, name: str, rows: list) -> list[float | None]:
     return list(predictor.predict(rows))
 
 
-def _generate(data: RatingData, predictor: str, rows: list, mode: str, sketch: str | None,
-              max_history: int | None, batch_size: int, max_new_tokens: int) -> tuple[Any, ...]:
+def _generate(data: RatingData, rows: list, config: EvaluateStageConfig) -> tuple[Any, ...]:
     from seqrec.llm.inference import predict_answer_only, predict_cot
 
-    model, tokenizer, run_config = load_stage_model(predictor)
-    sketch = sketch if sketch is not None else run_config.get("sketch")
-    max_history = max_history if max_history is not None else int(run_config.get("max_history", 10))
+    model, tokenizer, run_config = load_stage_model(config.predictor)
+    sketch = config.sketch if config.sketch is not None else run_config.get("sketch")
+    max_history = config.max_history if config.max_history is not None else int(run_config.get("max_history", 10))
+    mode, batch_size, max_new_tokens = config.mode, config.batch_size, config.max_new_tokens
     settings = settings_for(data, max_history)
     reserve = 8 if mode == "answer-only" else max_new_tokens
     prompts = prompts_for(rows, tokenizer, model, sketch_source(sketch, data), settings, reserve)

@@ -8,42 +8,38 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqrec.errors import ConfigError
+from seqrec.config import to_dict
 from seqrec.llm.rows import RatingData
 from seqrec.llm.siren import SKETCH_FILE
+from seqrec.llm.stage_config import SketchStageConfig
 from seqrec.llm.stage_runs import save_stage
 from seqrec.text import Embedder
 
 NAME_CACHE, EXAMPLES = "topic_names.jsonl", "examples.jsonl"
 
 
-def sketch_stage(data: RatingData, out: Path, *, embedder: str | Embedder = "all-MiniLM-L6-v2", n_clusters: int = 20,
-                 top_k: int = 100, theta: float = 4.0, namer: str = "terms", endpoint: str | None = None,
-                 endpoint_model: str | None = None, api_key_env: str | None = None, allow_http: bool = False,
-                 tokenizer: str | None = "smollm2", max_history: int = 10, seed: int = 0, source: str = "") -> Path:
-    """Build the sketcher from `data`'s items and write it with a token report on the test rows to `out`.
-
-    `endpoint` (an OpenAI-compatible base URL) names topics with `endpoint_model` there; `api_key_env` names the
-    environment variable holding its API key (none is sent otherwise); `allow_http` permits plain http to a
-    non-local host."""
+def sketch_stage(config: SketchStageConfig, out: Path, data: RatingData | None = None, *,
+                 embedder: Embedder | None = None) -> Path:
+    """Build the sketcher from the items of `data` (default: `config.load_data()`) and write it with a token report
+    on the test rows to `out`. `embedder` replaces `config.embedder` with a callable (texts -> vectors)."""
     from seqrec.llm.sketch import build_sketcher, prompt_token_report
 
+    data = data if data is not None else config.load_data()
     start = time.perf_counter()
-    backend = _namer(namer, endpoint, endpoint_model, api_key_env, allow_http)
+    backend = _namer(config)
     cache = Path(out).with_name(Path(out).name + "." + NAME_CACHE) if backend is not None else None
-    sketcher = build_sketcher(data.items(), embedder=embedder, n_clusters=n_clusters, theta=theta, top_k=top_k,
-                              namer=backend, cache=cache, seed=seed, category=data.category)
+    sketcher = build_sketcher(data.items(), embedder=embedder or config.embedder, n_clusters=config.clusters,
+                              theta=config.theta, top_k=config.top_k, namer=backend, cache=cache, seed=config.seed,
+                              category=data.category)
     seconds = time.perf_counter() - start
-    count, counted_by = _token_counter(tokenizer)
-    report = prompt_token_report(data.test, sketcher, count, max_history, data.category)
+    count, counted_by = _token_counter(config.tokenizer)
+    report = prompt_token_report(data.test, sketcher, count, config.max_history, data.category)
     metrics = {"topics": len(sketcher.names), "items": len(sketcher.topic_of), "seconds": seconds,
                "token_rows": int(report["rows"]), "tokens_counted_by": counted_by,
                "sketch_tokens": report["sketch_tokens"], "prompt_tokens_sketch": report["sketch_prompt_tokens"],
                "prompt_tokens_raw": report["raw_prompt_tokens"], "token_reduction": report["reduction"],
                "topic_names": sketcher.names}
-    config = {"data": source or data.name, "embedder": embedder if isinstance(embedder, str) else "callable",
-              "clusters": n_clusters, "top_k": top_k,
-              "theta": theta, "namer": endpoint_model or namer, "max_history": max_history, "seed": seed}
+    recorded = {**to_dict(config), "embedder": "callable" if embedder is not None else config.embedder}
 
     def files(tmp: Path) -> None:
         sketcher.save(tmp / SKETCH_FILE)
@@ -51,21 +47,20 @@ def sketch_stage(data: RatingData, out: Path, *, embedder: str | Embedder = "all
             for row in data.test[:20]:
                 f.write(json.dumps({"sample_id": row.sample_id, "sketch": sketcher.sketch(row)}) + "\n")
 
-    path = save_stage(out, "sketch", config, metrics, files=files)
+    path = save_stage(out, "sketch", recorded, metrics, files=files)
     if cache is not None and cache.exists():
         cache.rename(path / NAME_CACHE)
     return path
 
 
-def _namer(namer: str, endpoint: str | None, endpoint_model: str | None, api_key_env: str | None,
-           allow_http: bool) -> Any:
+def _namer(config: SketchStageConfig) -> Any:
+    """The topic namer: an OpenAI-compatible endpoint, a local chat model, or None for key terms."""
     from seqrec.distill.chat import OpenAICompatibleChat, TransformersChat
 
-    if endpoint:
-        return OpenAICompatibleChat(endpoint, endpoint_model or namer, api_key_env=api_key_env, allow_http=allow_http)
-    if api_key_env or allow_http:
-        raise ConfigError("--api-key-env and --allow-http apply to --endpoint only; add --endpoint URL or drop them")
-    return None if namer == "terms" else TransformersChat(namer)
+    if config.endpoint:
+        return OpenAICompatibleChat(config.endpoint, config.endpoint_model or config.namer,
+                                    api_key_env=config.api_key_env, allow_http=config.allow_http)
+    return None if config.namer == "terms" else TransformersChat(config.namer)
 
 
 def _token_counter(tokenizer: str | None) -> tuple[Any, str]:

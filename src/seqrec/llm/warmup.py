@@ -23,16 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqrec.config import check_finite
 from seqrec.errors import ConfigError
-from seqrec.llm.grpo import (
-    checkpointing_options,
-    drop_double_bos,
-    require_trl,
-    restore_after_training,
-    unflag_dequantized_gguf,
-)
+from seqrec.llm.grpo import drop_double_bos, unflag_dequantized_gguf
 from seqrec.llm.prompts import ANSWER, DEFAULT_SCALE, END_ANSWER, END_THINK, THINK, RatingScale
+from seqrec.llm.report_to import check_report_to, report_to_option
 from seqrec.llm.rows import RatedItem, RatingRow
+from seqrec.llm.trl_compat import checkpointing_options, require_trl, restore_after_training
 
 MAX_SHOWN_RATINGS = 5  # ratings of matching items quoted in the rationale (the most recent ones)
 MAX_SHOWN_CATEGORIES = 2  # shared category names quoted in the rationale
@@ -43,7 +40,7 @@ LOG_KEYS = ("loss", "mean_token_accuracy", "grad_norm", "learning_rate")  # kept
 class WarmupSettings:
     """Format warm-up (cold-start SFT) before GRPO; `rows=0` turns it off."""
 
-    rows: int = 256  # train rows to warm up on (a seeded sample, disjoint from the GRPO rows when possible)
+    rows: int = 0  # train rows to warm up on (a seeded sample, disjoint from the GRPO rows when possible); 0 = off
     epochs: float = 1.0
     lr: float = 5e-5
     batch_size: int = 4
@@ -52,6 +49,22 @@ class WarmupSettings:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0  # linear lr warm-up over this fraction of the steps, then linear decay to 0
     gradient_checkpointing: bool = False
+    report_to: tuple[str, ...] = ("none",)  # loggers: none, all, or e.g. [tensorboard]
+
+    def __post_init__(self) -> None:
+        check_finite(self, "warmup")
+        for key in ("rows", "weight_decay"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"warmup.{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("batch_size", "max_length"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"warmup.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("epochs", "lr"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"warmup.{key} must be > 0, got {getattr(self, key)}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"warmup.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        check_report_to(self.report_to, "warmup.report_to")
 
 
 # --- targets --------------------------------------------------------------------------------------------------------
@@ -170,17 +183,15 @@ def _fitting(tokenizer: Any, dataset: Any, max_length: int) -> Any:
 # --- training -------------------------------------------------------------------------------------------------------
 
 def warmup_config(settings: WarmupSettings, output_dir: str | Path, progress: bool = True) -> Any:
-    """The TRL `SFTConfig`: completion-only loss, no packing, no saving or reporting, bf16 on CUDA, fp32 on CPU."""
+    """The TRL `SFTConfig`: completion-only loss, no packing, no saving, the configured loggers, bf16 on CUDA, fp32
+    on CPU."""
     import torch
 
     trl = require_trl()
-    if settings.batch_size < 1 or settings.epochs <= 0:
-        raise ConfigError("the warm-up needs batch_size >= 1 and epochs > 0")
-    if not 0.0 <= settings.warmup_ratio < 1.0:
-        raise ConfigError(f"warmup_ratio must be in [0, 1) (got {settings.warmup_ratio})")
+    report_to = report_to_option(settings.report_to, "warmup.report_to")
     cuda = torch.cuda.is_available()
     return trl.SFTConfig(
-        output_dir=str(output_dir), report_to="none", save_strategy="no", use_cpu=not cuda, bf16=cuda, fp16=False,
+        output_dir=str(output_dir), report_to=report_to, save_strategy="no", use_cpu=not cuda, bf16=cuda, fp16=False,
         seed=settings.seed, data_seed=settings.seed, disable_tqdm=not progress, logging_steps=1,
         learning_rate=settings.lr, lr_scheduler_type="linear", warmup_steps=settings.warmup_ratio,
         weight_decay=settings.weight_decay, num_train_epochs=settings.epochs, max_steps=-1,
