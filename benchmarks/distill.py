@@ -38,7 +38,7 @@ def train(model: str, dataset: str, arm: str, seed: int, profiles: dict[str, str
     if arm == "distill":
         sets.append(f"distill.profiles={Path(profiles[dataset]).resolve()}")
     command = [sys.executable, "-m", "seqrec", "train", str(ROOT / f"configs/distill-{model}-{dataset}.yaml"),
-               "--output-dir", str(out), *itertools.chain.from_iterable(("--set", s) for s in sets)]
+               "--out", str(out), *itertools.chain.from_iterable(("--set", s) for s in sets)]
     log = out / f"{name}.log"
     with log.open("w") as f:
         code = subprocess.call(command, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from seqrec.api import run_data
-from seqrec.cli_utils import format_metric
+from seqrec.cli.common import format_metric
 from seqrec.runs import load_run
 from seqrec.steering import SAEConfig, load_sae_run, probe, train_sae
 from seqrec.steering.sweep import DEFAULT_BETAS, SWEEP_METRICS, best_fair_setting, plot_tradeoff, popularity_sweep

@@ -71,7 +71,7 @@ def main() -> None:
                 if not config.exists() or not have.get(dataset):
                     continue
                 name = f"{model}-{dataset}"
-                ok = step(name, [python, "-m", "seqrec", "train", str(config), "--output-dir", str(runs),
+                ok = step(name, [python, "-m", "seqrec", "train", str(config), "--out", str(runs),
                                  "--set", f"train.time_budget={args.budget:g}", "--set", f"name={name}"],
                           out / f"{name}.log")
                 if ok:

@@ -14,8 +14,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from helpers import TINY_SYNTHETIC
-from seqrec import cli, cli_utils
+from seqrec import cli
 from seqrec.api import evaluate_run
+from seqrec.cli import common
 from seqrec.data.registry import DATASETS
 from seqrec.demo import run_demo
 from seqrec.runs import CONFIG, HISTORIES, HISTORY, ID_MAPS, METRICS, WEIGHTS, load_run
@@ -39,14 +40,14 @@ def write_config(folder: Path, name: str = "tiny.yaml", **sections: object) -> P
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables wide enough that no column is elided (the console writes to whatever sys.stdout is)."""
-    monkeypatch.setattr(cli_utils.console, "width", 300)
+    monkeypatch.setattr(common.console, "width", 300)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run trained through the CLI: returns its directory."""
     folder = tmp_path_factory.mktemp("cli")
-    result = runner.invoke(cli.app, ["train", str(write_config(folder)), "--output-dir", str(folder / "runs")])
+    result = runner.invoke(cli.app, ["train", str(write_config(folder)), "--out", str(folder / "runs")])
     assert result.exit_code == 0, result.output
     return folder / "runs" / "tiny"
 
@@ -63,10 +64,10 @@ def test_train_writes_a_complete_run(trained: Path) -> None:
 def test_train_never_overwrites(tmp_path: Path) -> None:
     config = write_config(tmp_path, train={"epochs": 1, "device": "cpu"})
     out = tmp_path / "runs"
-    first = runner.invoke(cli.app, ["train", str(config), "--output-dir", str(out)])
+    first = runner.invoke(cli.app, ["train", str(config), "--out", str(out)])
     assert first.exit_code == 0, first.output
     weights = (out / "tiny" / WEIGHTS).read_bytes()
-    second = runner.invoke(cli.app, ["train", str(config), "--output-dir", str(out), "--set", "train.seed=1"])
+    second = runner.invoke(cli.app, ["train", str(config), "--out", str(out), "--set", "train.seed=1"])
     assert second.exit_code == 0, second.output
     assert sorted(p.name for p in out.iterdir()) == ["tiny", "tiny-2"]
     assert (out / "tiny" / WEIGHTS).read_bytes() == weights
@@ -141,7 +142,7 @@ def test_bad_input_is_one_error_line_with_exit_code_2(case: str, trained: Path, 
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     args, expected = _bad_inputs(tmp_path, trained)[case]
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["seqrec", *args, *(["--output-dir", "runs"] if args[0] == "train" else [])])
+    monkeypatch.setattr(sys, "argv", ["seqrec", *args, *(["--out", "runs"] if args[0] == "train" else [])])
     with pytest.raises(SystemExit) as exc:
         cli.main()
     out, err = capsys.readouterr()

@@ -18,8 +18,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from helpers import TINY_SYNTHETIC, assert_cli_error
-from seqrec import cli, cli_steer, cli_tune, cli_utils
+from seqrec import cli
 from seqrec.api import evaluate_run
+from seqrec.cli import common, data, sae, steer, train
 from seqrec.runs import METRICS, load_run
 
 runner = CliRunner()
@@ -42,7 +43,7 @@ def write(folder: Path, **sections: object) -> Path:
 def unmasked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run evaluated without masking seen items (as RecBole and PopSteer do)."""
     folder = tmp_path_factory.mktemp("protocol")
-    result = runner.invoke(cli.app, ["train", str(write(folder)), "--output-dir", str(folder / "runs")])
+    result = runner.invoke(cli.app, ["train", str(write(folder)), "--out", str(folder / "runs")])
     assert result.exit_code == 0, result.output
     return folder / "runs" / "unmasked"
 
@@ -52,7 +53,7 @@ def narrow(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """The CLI's console as an 80-column terminal, recorded."""
     out = io.StringIO()
     console = Console(file=out, width=80)
-    for module in (cli, cli_utils, cli_steer, cli_tune):
+    for module in (common, data, train, steer, sae):
         monkeypatch.setattr(module, "console", console)
     return out
 
@@ -117,7 +118,7 @@ def test_recommend_follows_the_runs_masking(unmasked: Path) -> None:
 @pytest.mark.parametrize("ks", [[1, 3], [10, 100]])
 def test_any_positive_cut_offs_work_end_to_end(ks: list[int], tmp_path: Path, narrow: io.StringIO) -> None:
     path = write(tmp_path, eval={"ks": ks})  # the default monitor NDCG@10 is validated whatever eval.ks is
-    result = runner.invoke(cli.app, ["train", str(path), "--output-dir", str(tmp_path / "runs")])
+    result = runner.invoke(cli.app, ["train", str(path), "--out", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
     metrics = load_run(tmp_path / "runs" / "unmasked").metrics
     for split in ("valid", "test"):
@@ -126,12 +127,12 @@ def test_any_positive_cut_offs_work_end_to_end(ks: list[int], tmp_path: Path, na
 
 
 def test_tune_and_steer_tables_fit_80_columns(narrow: io.StringIO) -> None:
-    base = {f"{p}{k}": 0.2 for p in ("", "Comedy_", "Sci-Fi & Fantasy_") for k in cli_tune.REPORT_KEYS}
+    base = {f"{p}{k}": 0.2 for p in ("", "Comedy_", "Sci-Fi & Fantasy_") for k in sae.REPORT_KEYS}
     base |= {"Comedy_ratio@10": 0.1, "Sci-Fi & Fantasy_ratio@10": 0.05}
-    cli_tune.print_comparison(base, {k: v * 1.1 for k, v in base.items()}, ["Comedy", "Sci-Fi & Fantasy"], "test")
+    sae.print_comparison(base, {k: v * 1.1 for k, v in base.items()}, ["Comedy", "Sci-Fi & Fantasy"], "test")
     from seqrec.steering.sweep import SWEEP_METRICS
 
-    cli_steer.print_sweep([{"method": "reweighting", "strength": 16, **dict.fromkeys(SWEEP_METRICS, 0.00012)}],
+    steer.print_sweep([{"method": "reweighting", "strength": 16, **dict.fromkeys(SWEEP_METRICS, 0.00012)}],
                           "popularity steering, test split, seen items masked")
     text = narrow.getvalue()
     assert fits(text) and "+10.0%" in text and "Sci-Fi & Fantasy_NDCG@50" in text and "0.00012" in text
@@ -152,7 +153,7 @@ def test_tune_and_steer_tables_fit_80_columns(narrow: io.StringIO) -> None:
 def test_settings_torch_would_reject_fail_before_anything_runs(override: str, expected: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert_cli_error(["train", str(write(tmp_path)), "--set", override, "--output-dir", str(tmp_path / "runs")],
+    assert_cli_error(["train", str(write(tmp_path)), "--set", override, "--out", str(tmp_path / "runs")],
                      expected, monkeypatch, capsys)
     assert not (tmp_path / "runs").exists()
 
@@ -160,7 +161,7 @@ def test_settings_torch_would_reject_fail_before_anything_runs(override: str, ex
 def test_diverged_training_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert_cli_error(["train", str(write(tmp_path)), "--set", "train.lr=1e30", "--set", "train.grad_clip=0",
-                      "--output-dir", str(tmp_path / "runs")], "training diverged at epoch 1", monkeypatch, capsys)
+                      "--out", str(tmp_path / "runs")], "training diverged at epoch 1", monkeypatch, capsys)
     assert not (tmp_path / "runs").exists()
 
 
@@ -182,7 +183,7 @@ def test_a_leftover_world_size_fails_within_the_timeout(rank: str, tmp_path: Pat
            "MASTER_PORT": str(free_port())}
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "seqrec.cli", "train", str(write(tmp_path)), "--set",
-                           "train.dist_timeout=2", "--output-dir", str(tmp_path / "runs")], env=env,
+                           "train.dist_timeout=2", "--out", str(tmp_path / "runs")], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "could not meet the other processes within 2 s" in proc.stderr
     assert "unset WORLD_SIZE" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr

@@ -45,9 +45,10 @@ def demo_experiments(users: int, epochs: int, models: tuple[str, ...] = ("sasrec
 
 
 def run_demo(output_dir: str | Path = "runs/demo", users: int = 3000, epochs: int = 30,
-             models: tuple[str, ...] = ("sasrec", "gru4rec"), console: Console | None = None
-             ) -> dict[str, dict[str, float]]:
-    """Train models on synthetic data, compare them with popularity, plot, reload a run and recommend."""
+             models: tuple[str, ...] = ("sasrec", "gru4rec"), console: Console | None = None,
+             progress: bool = True) -> dict[str, dict[str, float]]:
+    """Train models on synthetic data, compare them with popularity, plot, reload a run and recommend.
+    `progress`: show the training progress bars."""
     console = console or Console()
     output_dir = unique_run_dir(Path(output_dir).parent, Path(output_dir).name)  # a new folder every time
     start = time.perf_counter()
@@ -60,26 +61,25 @@ def run_demo(output_dir: str | Path = "runs/demo", users: int = 3000, epochs: in
     runs = {}
     for exp in experiments:
         console.rule(f"training {exp.model.name}")
-        runs[exp.model.name] = run_experiment(exp, output_dir)
+        runs[exp.model.name] = run_experiment(exp, output_dir, progress=progress)
         results[exp.model.name] = runs[exp.model.name].metrics["test"]
     _print_table(console, results, runs)
     plot = plot_learning_curves({n: r.history for n, r in runs.items()}, output_dir / "learning_curves.png")
     console.print(f"learning curves: [bold]{plot}[/]")
     _show_recommendations(console, next(iter(runs.values())).path, data)
     if "sasrec" in runs:
-        _steering_tour(console, runs["sasrec"], data)
+        _steering_tour(console, runs["sasrec"], data, progress)
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s; runs are in [bold]{output_dir}[/]")
     return results
 
 
-def _steering_tour(console: Console, run: Run, data: SplitData) -> None:
+def _steering_tour(console: Console, run: Run, data: SplitData, progress: bool = True) -> None:
     """SAE on SASRec's user vectors, popularity probe, and an α sweep against the re-weighting baseline."""
-    from seqrec.cli_steer import print_sweep
     from seqrec.steering import SAEConfig, probe, train_sae
     from seqrec.steering.sweep import popularity_sweep, write_sweep
 
     console.rule("interpreting and steering SASRec with a sparse autoencoder (PopSteer)")
-    sae_run = train_sae(run, SAEConfig(preset="popsteer", max_vectors=20_000, epochs=8), data=data)
+    sae_run = train_sae(run, SAEConfig(preset="popsteer", max_vectors=20_000, epochs=8), data=data, progress=progress)
     m = sae_run.metrics
     console.print(f"SAE: {sae_run.sae.latents} latents, k={sae_run.config.k}; FVU {m['valid_fvu']:.3f}, dead "
                   f"latents {m['dead_ratio']:.1%}; test NDCG@10 base {m['test_base_NDCG@10']:.4f} -> "
@@ -89,9 +89,22 @@ def _steering_tour(console: Console, run: Run, data: SplitData) -> None:
     console.print(f"popularity probe: {int((d > 0).sum())} neurons fire more for popular-only users, "
                   f"{int((d < 0).sum())} for unpopular-only users (max |Cohen's d| {abs(d).max():.2f})")
     rows = popularity_sweep(sae_run, data.test, stats, alphas=(0.0, 1.0, 2.0, 4.0), betas=(0.0, 2.0, 8.0))
-    print_sweep(rows, title="popularity steering (test split): PopSteer α vs re-weighting β")
+    _print_sweep(console, rows, title="popularity steering (test split): PopSteer α vs re-weighting β")
     out = write_sweep(rows, unique_run_dir(sae_run.path, "sweep-popularity-test"), {"alphas": [0, 1, 2, 4]})
     console.print(f"accuracy vs long-tail trade-off plot: [bold]{out / 'tradeoff.png'}[/]")
+
+
+def _print_sweep(console: Console, rows: list[dict], title: str) -> None:
+    """A row per steering setting, every metric at k=10, short headers so the table fits 80 columns."""
+    from seqrec.steering.sweep import SWEEP_METRICS
+
+    headers = {"deep_lt_coverage@10": "deep-LT", "coverage@10": "cov.", "gini@10": "Gini", "arp@10": "ARP"}
+    table = Table("method", "α/β", *(headers.get(m, m.removesuffix("@10")) for m in SWEEP_METRICS), title=title,
+                  caption="all at k=10 · deep-LT: deep-long-tail coverage · cov.: catalogue coverage")
+    for r in rows:
+        table.add_row(r["method"], f"{r['strength']:g}",
+                      *(f"{r[m]:.3g}" if m.startswith("arp") else f"{r[m]:.4f}" for m in SWEEP_METRICS))
+    console.print(table)
 
 
 def _print_table(console: Console, results: dict[str, dict[str, float]], runs: dict) -> None:

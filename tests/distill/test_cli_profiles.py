@@ -12,7 +12,8 @@ from chat_server import canned_chat_server
 from typer.testing import CliRunner
 
 from helpers import assert_cli_error
-from seqrec import cli, cli_utils, text
+from seqrec import cli, text
+from seqrec.cli import common
 from seqrec.distill.profile_io import read_profile_texts
 
 runner = CliRunner()
@@ -32,7 +33,7 @@ def cheap_embedder(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return letter_counts
 
     monkeypatch.setattr(text, "sentence_embedder", factory)
-    monkeypatch.setattr(cli_utils.console, "width", 300)
+    monkeypatch.setattr(common.console, "width", 300)
     return asked
 
 

@@ -29,9 +29,9 @@ def write(folder: Path, name: str, **sections: object) -> Path:
 def runs(tmp_path_factory) -> Path:  # noqa: ANN001
     folder = tmp_path_factory.mktemp("cli")
     duorec = write(folder, "duorec.yaml", model={"name": "duorec", "max_len": 10, "hidden": 16})
-    assert runner.invoke(cli.app, ["train", str(duorec), "--output-dir", str(folder / "runs")]).exit_code == 0
+    assert runner.invoke(cli.app, ["train", str(duorec), "--out", str(folder / "runs")]).exit_code == 0
     ftragrec = write(folder, "ftragrec.yaml", model={"name": "duorec", "hidden": 16}, retrieval={"top_k": 3})
-    result = runner.invoke(cli.app, ["train", str(ftragrec), "--output-dir", str(folder / "runs"),
+    result = runner.invoke(cli.app, ["train", str(ftragrec), "--out", str(folder / "runs"),
                                      "--set", f"retrieval.base_run={folder / 'runs' / 'duorec-synthetic'}"])
     assert result.exit_code == 0, result.output
     return folder
@@ -59,10 +59,10 @@ def test_rebuild_index_repairs_a_damaged_index(runs: Path, monkeypatch, capsys) 
 def test_bad_base_runs_are_one_line_errors(runs: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
     config = write(runs, "wide.yaml", model={"name": "duorec", "hidden": 32})
     base = runs / "runs" / "duorec-synthetic"
-    assert_cli_error(["train", str(config), "--output-dir", str(runs / "runs"), "--set",
+    assert_cli_error(["train", str(config), "--out", str(runs / "runs"), "--set",
                       f"retrieval.base_run={base}"], "hidden 16", monkeypatch, capsys)
     config = write(runs, "k.yaml", model={"name": "duorec", "hidden": 16}, retrieval={"top_k": 10**6})
-    assert_cli_error(["train", str(config), "--output-dir", str(runs / "runs"), "--set",
+    assert_cli_error(["train", str(config), "--out", str(runs / "runs"), "--set",
                       f"retrieval.base_run={base}"], "retrieval.top_k", monkeypatch, capsys)
     assert_cli_error(["train", str(config), "--set", "retrieval.alpha=2"], "retrieval.alpha", monkeypatch, capsys)
 

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import assert_cli_error
-from seqrec import cli, cli_utils
+from seqrec import cli
+from seqrec.cli import common
 from seqrec.runs import Run
 from seqrec.steering import load_sae_run
 
@@ -19,9 +20,14 @@ SMALL = ["--set", "k=4", "--set", "scale=4", "--set", "epochs=3", "--set", "max_
          "--set", "valid_vectors=200"]
 
 
+def alphas(*values: float) -> list[str]:
+    """`--alpha A --alpha B …` for a sweep."""
+    return [arg for v in values for arg in ("--alpha", f"{v:g}")]
+
+
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_utils.console, "width", 300)
+    monkeypatch.setattr(common.console, "width", 300)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +50,8 @@ def test_probe_then_steer_sweep_writes_table_and_plot(cli_sae: Path) -> None:
     probed = runner.invoke(cli.app, ["sae", "probe", str(cli_sae), "--profiles", "256"])
     assert probed.exit_code == 0, probed.output
     assert "popular neurons" in probed.output and (cli_sae / "probe-popularity.csv").exists()
-    result = runner.invoke(cli.app, ["steer", str(cli_sae), "--sweep", "alpha=0,1,3", "--betas", "0,2"])
+    result = runner.invoke(cli.app, ["steer", str(cli_sae), "--sweep", *alphas(0, 1, 3), "--beta", "0", "--beta",
+                                     "2"])
     assert result.exit_code == 0, result.output
     out = cli_sae / "sweep-popularity-test"
     saved = json.loads((out / "sweep.json").read_text())
@@ -53,7 +60,7 @@ def test_probe_then_steer_sweep_writes_table_and_plot(cli_sae: Path) -> None:
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG" and (out / "sweep.csv").exists()
     for row in saved["rows"]:
         assert f"{row['NDCG@10']:.4f}" in result.output
-    again = runner.invoke(cli.app, ["steer", str(cli_sae), "--sweep", "alpha=0,1", "--betas", "0"])
+    again = runner.invoke(cli.app, ["steer", str(cli_sae), "--sweep", *alphas(0, 1), "--beta", "0"])
     assert again.exit_code == 0 and (cli_sae / "sweep-popularity-test-2").exists()  # never overwritten
 
 
@@ -70,7 +77,7 @@ def test_single_alpha_and_explain(cli_sae: Path) -> None:
     (["steer", "{sae}", "--alpha", "-1"], "alpha must be"),
     (["steer", "{sae}", "--neurons", "100000"], "neurons must be between 1 and"),
     (["steer", "{sae}", "--concept", "genre"], "unknown concept 'genre'; available: popularity"),
-    (["steer", "{sae}", "--sweep", "beta=1"], "--sweep must look like"),
+    (["steer", "{sae}", "--sweep", "--alpha", "1"], "--sweep compares strengths"),
     (["sae", "explain", "{sae}", "--latent", "9999"], "latent must be between 0 and 63"),
     (["sae", "train", "{base}", "--set", "kk=3"], "unknown config key sae.kk"),
     (["steer", "{base}"], "is not an SAE run"),

@@ -1,4 +1,4 @@
-"""`seqrec sae sweep|choose` and `seqrec tune` through the CLI, including bad input."""
+"""`seqrec sae sweep|choose|tune` through the CLI, including bad input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import assert_cli_error
-from seqrec import cli, cli_utils
+from seqrec import cli
+from seqrec.cli import common
 from seqrec.steering import SAERun
 from seqrec.steering.tuned_run import load_tuned_run
 
@@ -19,7 +20,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_utils.console, "width", 300)
+    monkeypatch.setattr(common.console, "width", 300)
 
 
 @pytest.fixture(scope="module")
@@ -33,22 +34,23 @@ def cli_sae(sae_run: SAERun, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sweep_choose_tune(cli_sae: Path) -> None:
-    swept = runner.invoke(cli.app, ["sae", "sweep", str(cli_sae), "--attributes", "Comedy,Sci-Fi", "--top", "20"])
+    swept = runner.invoke(cli.app, ["sae", "sweep", str(cli_sae), "--attribute", "Comedy", "--attribute", "Sci-Fi",
+                                    "--top", "20"])
     assert swept.exit_code == 0, swept.output
     sweep = cli_sae / "latent-sweep-valid"
     assert (sweep / "Sci_Fi_regulation_scores.json").exists() and "raising latents" in swept.output
     assert (sweep / "strongest_latents.png").read_bytes()[:4] == b"\x89PNG"
 
-    chosen = runner.invoke(cli.app, ["sae", "choose", str(sweep), "--attributes", "Comedy", "-x", "3"])
+    chosen = runner.invoke(cli.app, ["sae", "choose", str(sweep), "--attribute", "Comedy", "-x", "3"])
     assert chosen.exit_code == 0, chosen.output
     picked = json.loads((sweep / "controller_Comedy.json").read_text())
     scores = json.loads((sweep / "Comedy_regulation_scores.json").read_text())
     assert picked["ablations"][:3] == [r["latent_id"] for r in scores[:3]]  # best positive first
     assert picked["ablations"][3:] == [r["latent_id"] for r in scores[::-1][:3]]  # most negative next
-    again = runner.invoke(cli.app, ["sae", "choose", str(sweep), "--attributes", "Comedy"])
+    again = runner.invoke(cli.app, ["sae", "choose", str(sweep), "--attribute", "Comedy"])
     assert again.exit_code == 1 and "exists; pass --force" in str(again.exception)
 
-    tuned = runner.invoke(cli.app, ["tune", str(cli_sae), "--target", "Comedy", "--suppress", "Drama",
+    tuned = runner.invoke(cli.app, ["sae", "tune", str(cli_sae), "--target", "Comedy", "--suppress", "Drama",
                                     "--lambda", "0.5", "--latents", "5", "--set", "epochs=2"])
     assert tuned.exit_code == 0, tuned.output
     assert "target is Comedy" in tuned.output and "target is Drama" in tuned.output and "base → tuned" in tuned.output
@@ -58,14 +60,14 @@ def test_sweep_choose_tune(cli_sae: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["sae", "sweep", "{sae}", "--attributes", "Western"], "unknown item attribute 'Western'; available:"),
-    (["sae", "sweep", "{sae}", "--attributes", "Comedy", "--scales", "10"], "at least two different positive"),
-    (["sae", "sweep", "{sae}", "--attributes", "Comedy", "--split", "train"], "valid or test"),
-    (["sae", "choose", "{sae}", "--attributes", "Comedy"], "is not a latent sweep"),
-    (["tune", "{sae}"], "at least one attribute"),
-    (["tune", "{sae}", "--target", "Western"], "unknown item attribute 'Western'"),
-    (["tune", "{sae}", "--target", "Comedy", "--set", "lr=0"], "lr > 0"),
-    (["tune", "{base}", "--target", "Comedy"], "is not an SAE run"),
+    (["sae", "sweep", "{sae}", "--attribute", "Western"], "unknown item attribute 'Western'; available:"),
+    (["sae", "sweep", "{sae}", "--attribute", "Comedy", "--scale", "10"], "at least two different positive"),
+    (["sae", "sweep", "{sae}", "--attribute", "Comedy", "--split", "train"], "valid or test"),
+    (["sae", "choose", "{sae}", "--attribute", "Comedy"], "is not a latent sweep"),
+    (["sae", "tune", "{sae}"], "at least one attribute"),
+    (["sae", "tune", "{sae}", "--target", "Western"], "unknown item attribute 'Western'"),
+    (["sae", "tune", "{sae}", "--target", "Comedy", "--set", "lr=0"], "lr > 0"),
+    (["sae", "tune", "{base}", "--target", "Comedy"], "is not an SAE run"),
 ])
 def test_bad_input_is_one_error_line(args: list[str], expected: str, cli_sae: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,5 +78,5 @@ def test_bad_input_is_one_error_line(args: list[str], expected: str, cli_sae: Pa
 def test_missing_base_run_is_reported(cli_sae: Path, tmp_path: Path) -> None:
     lonely = tmp_path / "sae"
     shutil.copytree(cli_sae, lonely)  # its relative base_run path now points nowhere
-    result = runner.invoke(cli.app, ["tune", str(lonely), "--target", "Comedy"])
+    result = runner.invoke(cli.app, ["sae", "tune", str(lonely), "--target", "Comedy"])
     assert result.exit_code == 1 and "is not a complete seqrec run" in str(result.exception)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from seqrec.cli_utils import DataDir, console
+from seqrec.cli.common import DataDir, console, info, out_option, progress
 from seqrec.errors import SeqrecError
 
 if TYPE_CHECKING:
@@ -25,6 +25,11 @@ profiles_app = typer.Typer(no_args_is_help=True, help="User profiles for distill
 WRITERS = ("deterministic", "llm")
 
 
+def register(app: typer.Typer) -> None:
+    """Add the `profiles` group to the root app."""
+    app.add_typer(profiles_app, name="profiles")
+
+
 def per_thousand(seconds: float, users: int) -> str:
     return f"{1000 * seconds / users:.2f} s per 1,000 users" if users else "no users"
 
@@ -32,7 +37,7 @@ def per_thousand(seconds: float, users: int) -> str:
 @profiles_app.command("write")
 def profiles_write(
     dataset: str,
-    out: Annotated[Path, typer.Option(help="Profile text file (JSONL); appended to, users in it are skipped.")],
+    out: Annotated[Path, out_option("Profile text file (JSONL); appended to, users in it are skipped.")],
     writer: Annotated[str, typer.Option(help="deterministic (statistics, no model) or llm.")] = "deterministic",
     model: Annotated[str, typer.Option(help="llm: smollm2, a model name or a local folder.")] = "smollm2",
     gguf_file: Annotated[str | None, typer.Option(help="llm: GGUF file inside the --model folder.")] = None,
@@ -73,12 +78,12 @@ def profiles_write(
             report = write_profile_file(data, out, users)
         else:
             report = write_llm_profiles(data, backend, out, users, prompt=prompt, max_new_tokens=max_new_tokens,
-                                        batch_size=batch_size)
+                                        batch_size=batch_size, progress=progress())
     console.print(f"{report.written:,} profiles written to [bold]{out}[/], {report.cached:,} already there, "
                   f"{report.skipped:,} users skipped (no training interactions); {report.seconds:.1f} s, "
                   f"{per_thousand(report.seconds, report.written)}")
     if report.calls:
-        console.print(f"{report.calls:,} model calls (long histories are split and merged)")
+        info(f"{report.calls:,} model calls (long histories are split and merged)")
     if report.empty:
         console.print(f"[yellow]{report.empty:,} replies were empty[/]")
 
@@ -104,14 +109,14 @@ def chat_backend(model: str, gguf_file: str | None, endpoint: str | None, endpoi
         return OpenAICompatibleChat(endpoint, endpoint_model, api_key_env=api_key_env, allow_http=allow_http)
     if api_key_env or allow_http:
         raise SeqrecError("--api-key-env and --allow-http apply to --endpoint only; add --endpoint URL or drop them")
-    console.print(f"loading chat model {model} ...")
+    info(f"loading chat model {model} ...")
     return TransformersChat(model, gguf_file=gguf_file)
 
 
 @profiles_app.command("embed")
 def profiles_embed(
     profiles: Path,
-    out: Annotated[Path, typer.Option(help="JSON file {user_id: [floats]}; OUT.<aspect>.json for several aspects.")],
+    out: Annotated[Path, out_option("JSON file {user_id: [floats]}; OUT.<aspect>.json for several aspects.")],
     model: Annotated[str, typer.Option(help="Sentence-transformers model name or folder.")] = "all-MiniLM-L6-v2",
     reduce: Annotated[str, typer.Option(help="none, pca or umap.")] = "none",
     dim: Annotated[int, typer.Option(help="Dimension after --reduce pca|umap.")] = 64,

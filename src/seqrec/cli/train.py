@@ -1,65 +1,44 @@
-"""The `seqrec` command line: parse, call the library, print. User mistakes never show a traceback."""
+"""`seqrec train|evaluate|recommend|rebuild-index|demo`: train runs, measure them and use them."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from seqrec.cli_utils import DataDir, console, describe_protocol, interruptible, print_metrics, show_count
+from seqrec.cli.common import (
+    DataDir,
+    console,
+    describe_protocol,
+    interruptible,
+    out_option,
+    print_metrics,
+    progress,
+    run_argument,
+    set_option,
+)
 from seqrec.errors import SeqrecError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train, evaluate and serve sequential recommenders.")
-data_app = typer.Typer(no_args_is_help=True, help="Named datasets.")
-app.add_typer(data_app, name="data")
+DEMO_MODELS = ("sasrec", "gru4rec")
 
 
-@data_app.command("list")
-def data_list(data_dir: DataDir = None) -> None:
-    """List the named datasets, their published sizes and whether their files are present."""
-    from seqrec.data.registry import list_datasets
-
-    table = Table(caption="details: seqrec data info NAME")
-    for column in ("name", "users", "items", "interactions", "files"):
-        table.add_column(column, no_wrap=True)
-    missing = []
-    for row in list_datasets(data_dir):
-        present = "[green]present[/]" if row["present"] else "[red]missing[/]"
-        if not row["present"]:
-            missing.append(row["folder"])
-        table.add_row(row["name"], show_count(row.get("users")), show_count(row.get("items")),
-                      show_count(row.get("interactions")), present)
-    console.print(table)
-    if missing:
-        console.print(f"missing datasets are read from {Path(missing[0]).parent} (set --data-dir or SEQREC_DATA)")
+def register(app: typer.Typer) -> None:
+    """Add the run commands to the root app."""
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(recommend)
+    app.command("rebuild-index")(rebuild_index)
+    app.command()(demo)
 
 
-@data_app.command("info")
-def data_info(name: str, data_dir: DataDir = None) -> None:
-    """Load a dataset and show its statistics."""
-    from seqrec.data.registry import dataset_info, get_spec
-
-    table = Table("property", "value", title=name)
-    table.add_row("description", get_spec(name).description)
-    for key, value in dataset_info(name, data_dir).items():
-        table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else show_count(value) if isinstance(value, int)
-                      and not isinstance(value, bool) else str(value))
-    console.print(table)
-
-
-@app.command()
 def train(config: Annotated[Path | None, typer.Argument(help="Experiment YAML (not with --resume).")] = None,
-          overrides: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value")] = None,
-          output_dir: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
-          resume: Annotated[Path | None, typer.Option(help="Continue this unfinished run from its checkpoint.")]
-          = None,
+          overrides: Annotated[list[str] | None, set_option("Config override, e.g. train.epochs=50")] = None,
+          out: Annotated[Path, out_option("Parent folder of run directories.")] = Path("runs"),
+          resume: Annotated[Path | None, typer.Option(metavar="RUN", help="Continue this unfinished run from its "
+                                                      "checkpoint.")] = None,
           data_dir: DataDir = None) -> None:
     """Train the experiment in CONFIG (YAML) and write a new run directory, or continue one with --resume."""
     from seqrec.api import resume as resume_run
@@ -74,12 +53,12 @@ def train(config: Annotated[Path | None, typer.Argument(help="Experiment YAML (n
                           "cannot change it (start a new run instead)")
     with interruptible():
         if resume is not None:
-            run = resume_run(resume)
+            run = resume_run(resume, progress=progress())
         else:
             raw = apply_overrides(read_yaml(config), list(overrides or []))  # type: ignore[arg-type]
             if data_dir:
                 raw.setdefault("data", {})["data_dir"] = data_dir
-            run = run_experiment(ExperimentConfig.from_dict(raw), output_dir)
+            run = run_experiment(ExperimentConfig.from_dict(raw), out, progress=progress())
     if run.path is None:  # a data-parallel rank other than 0: rank 0 reports
         return
     caption = describe_protocol(run.metrics["protocol"])
@@ -88,16 +67,20 @@ def train(config: Annotated[Path | None, typer.Argument(help="Experiment YAML (n
     console.print(f"run saved to [bold]{run.path}[/] (best epoch {run.metrics['best_epoch']})")
 
 
-@app.command()
-def evaluate(run_dir: Path, split: Annotated[str, typer.Option(help="valid or test")] = "test",
+def evaluate(run_dir: Annotated[Path, run_argument("Run directory.")],
+             split: Annotated[str, typer.Option(help="valid or test")] = "test",
              mask_seen: Annotated[bool | None, typer.Option(
-                 "--mask-seen/--no-mask-seen", help="Mask items the user has seen [default: as the run did].")]
+                 "--mask-seen/--no-mask-seen", help="Mask items the user has seen.",
+                 show_default="as the run did")]
              = None,
-             k: Annotated[list[int] | None, typer.Option("--k", help="Cut-off (repeatable) [default: the run's].")]
+             k: Annotated[list[int] | None, typer.Option("--k", help="Cut-off (repeatable).",
+                                                         show_default="the run's")]
              = None,
-             max_len: Annotated[int | None, typer.Option(help="Input window ≤ the model's [default: the model's].")]
+             max_len: Annotated[int | None, typer.Option(help="Input window ≤ the model's.",
+                                                             show_default="the model's")]
              = None,
-             attribute: Annotated[list[str] | None, typer.Option(help="Attribute value, e.g. Comedy.")] = None,
+             attribute: Annotated[list[str] | None, typer.Option(help="Attribute value, e.g. Comedy (repeatable).")]
+             = None,
              as_json: Annotated[bool, typer.Option("--json", help="Print the metrics and protocol as JSON.")] = False,
              data_dir: DataDir = None) -> None:
     """Evaluate a run on its dataset's valid or test split (full ranking), with the protocol the run recorded."""
@@ -112,8 +95,7 @@ def evaluate(run_dir: Path, split: Annotated[str, typer.Option(help="valid or te
     print_metrics({split: result.metrics}, title=str(run_dir), caption=describe_protocol(result.protocol))
 
 
-@app.command("rebuild-index")
-def rebuild_index(run_dir: Path) -> None:
+def rebuild_index(run_dir: Annotated[Path, run_argument("Retrieval run directory.")]) -> None:
     """Re-index the stored knowledge base of a retrieval run whose FAISS index file is damaged."""
     from seqrec.errors import RunError
     from seqrec.runs import CONFIG, load_run, read_run_config
@@ -129,12 +111,12 @@ def rebuild_index(run_dir: Path) -> None:
     console.print(f"{run_dir}: index rebuilt over {size} knowledge-base entries")
 
 
-@app.command()
-def recommend(run_dir: Path, user: Annotated[list[str], typer.Option(help="External user id (repeatable).")],
+def recommend(run_dir: Annotated[Path, run_argument("Run directory.")],
+              user: Annotated[list[str], typer.Option(help="External user id (repeatable).")],
               k: Annotated[int, typer.Option(help="List length.")] = 10,
               mask_seen: Annotated[bool | None, typer.Option(
-                  "--mask-seen/--no-mask-seen", help="Leave out items the user has seen [default: as the run "
-                  "was evaluated].")] = None,
+                  "--mask-seen/--no-mask-seen", help="Leave out items the user has seen.",
+                  show_default="as the run was evaluated")] = None,
               as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False) -> None:
     """Top-k items for users of a trained run, in the dataset's own ids, with titles when known."""
     from seqrec.api import load
@@ -152,40 +134,15 @@ def recommend(run_dir: Path, user: Annotated[list[str], typer.Option(help="Exter
     console.print(table)
 
 
-@app.command()
-def demo(output_dir: Annotated[Path, typer.Option(help="Where the demo runs go.")] = Path("runs/demo"),
+def demo(out: Annotated[Path, out_option("Where the demo runs go.")] = Path("runs/demo"),
          users: Annotated[int, typer.Option(help="Synthetic users.")] = 3000,
          epochs: Annotated[int, typer.Option(help="Max epochs per model.")] = 30,
-         models: Annotated[str, typer.Option(help="Comma-separated: sasrec, gru4rec, bert4rec.")] = "sasrec,gru4rec",
+         model: Annotated[list[str] | None, typer.Option(
+             help="sasrec, gru4rec or bert4rec (repeatable).", show_default="sasrec and gru4rec")] = None,
          ) -> None:
     """End-to-end tour on built-in synthetic data: train, compare with popularity, plot, reload, recommend."""
     from seqrec.demo import run_demo
 
     with interruptible():
-        run_demo(output_dir, users=users, epochs=epochs, models=tuple(m.strip() for m in models.split(",")),
-                 console=console)
-
-
-from seqrec.cli_llm import llm_app  # noqa: E402
-from seqrec.cli_profiles import profiles_app  # noqa: E402
-from seqrec.cli_steer import sae_app, steer  # noqa: E402  (commands in their own modules)
-from seqrec.cli_tune import tune_command  # noqa: E402  (also adds `sae sweep` and `sae choose`)
-
-app.add_typer(sae_app, name="sae")
-app.command()(steer)
-app.command("tune")(tune_command)
-app.add_typer(profiles_app, name="profiles")
-app.add_typer(llm_app, name="llm")
-
-
-def main() -> None:
-    """Console entry point: `SeqrecError` -> one line without traceback, exit code 2."""
-    try:
-        app()
-    except SeqrecError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()
+        run_demo(out, users=users, epochs=epochs, models=tuple(model or DEMO_MODELS), console=console,
+                 progress=progress())

@@ -1,13 +1,16 @@
-"""What every command shares: the console, common options, metric tables, Ctrl-C handling."""
+"""What every command shares: the console, output settings, common options, metric tables, Ctrl-C handling."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
+import rich
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -17,7 +20,80 @@ from seqrec.errors import Interrupted
 
 console = Console()
 
+
+@dataclass
+class OutputSettings:
+    """The root options every command follows: `--quiet` hides progress and informational lines, `--verbose`
+    shows tracebacks."""
+
+    quiet: bool = False
+    verbose: bool = False
+
+
+settings = OutputSettings()
+
+
+def progress() -> bool:
+    """Whether to show progress bars: the `progress=` argument of the library calls."""
+    return not settings.quiet
+
+
+def info(message: str) -> None:
+    """An informational line (status, hints); hidden by `--quiet`, unlike results and tables."""
+    if not settings.quiet:
+        console.print(message)
+
+
+@contextlib.contextmanager
+def output_settings(quiet: bool, verbose: bool) -> Iterator[OutputSettings]:
+    """Apply the root options for one command. Quiet also silences progress bars drawn by library code that has no
+    `progress=` argument (rich's shared console, tqdm); everything but `verbose` is restored afterwards, which the
+    entry point reads once the command has failed."""
+    settings.quiet, settings.verbose = quiet, verbose
+    shared = rich.get_console()
+    was_quiet, tqdm_disable = shared.quiet, os.environ.get("TQDM_DISABLE")
+    if quiet:
+        shared.quiet = True
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield settings
+    finally:
+        settings.quiet, shared.quiet = False, was_quiet
+        if tqdm_disable is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = tqdm_disable
+
+
+def package_version() -> str:
+    """The installed distribution's version, else the package's own `__version__` (a source checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seqrec")
+    except PackageNotFoundError:
+        from seqrec import __version__
+
+        return __version__
+
+
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data root (default: $SEQREC_DATA or ./data).")]
+
+
+def run_argument(help: str) -> Any:
+    """The run-folder argument, named RUN in every command's usage line."""
+    return typer.Argument(metavar="RUN", help=help, show_default=False)
+
+
+def out_option(help: str, default: str | bool = True) -> Any:
+    """Where a command writes (a run folder, a file or a parent folder): `--out` in every command. `default`: what
+    the help shows as the default when the value is None."""
+    return typer.Option("--out", help=help, show_default=default)
+
+
+def set_option(help: str) -> Any:
+    """Repeatable `--set KEY=VALUE` overrides."""
+    return typer.Option("--set", metavar="KEY=VALUE", help=f"{help} (repeatable).")
 
 
 METRIC_NAMES = {"HR": "HR", "NDCG": "NDCG", "MRR": "MRR", "coverage": "coverage", "lt_coverage": "LT coverage",
