@@ -27,7 +27,7 @@ from seqrec.steering.latent_sweep import (
 )
 from seqrec.steering.sae_run import SAERun, load_sae_run
 from seqrec.steering.tuned_run import TunedRun, save_tuned_run
-from seqrec.steering.tuning import Instances, LatentController, SplitVectors, TuneConfig, fit_controller
+from seqrec.steering.tuning import Instances, LatentController, SplitVectors, TuneConfig, TuningTask, fit_controller
 
 REPORT_KS = (5, 10, 20, 50)
 
@@ -128,8 +128,8 @@ def tune(sae_run: SAERun | str | Path, config: TuneConfig, data: SplitData | Non
     model, sae = sae_run.base.model, sae_run.sae
     controller = LatentController(latents, sae.latents).to(model.device)
     mask_seen = sae_run.base.config.eval.mask_seen
-    fit = fit_controller(controller, sae, inputs.items, inputs.train, inputs.valid, membership, config, data.train,
-                         model.max_len, mask_seen=mask_seen, progress=progress)
+    task = TuningTask(sae, inputs.items, inputs.train, inputs.valid, membership, data.train, model.max_len, mask_seen)
+    fit = fit_controller(controller, task, config, progress=progress)
     metrics: dict = {"latents": len(latents), "best_epoch": fit.best_epoch, "seconds": round(fit.seconds, 2),
                      "instances": len(inputs.train.x), "sweep": str(sweep.path) if sweep.path else None}
     for name, vectors in (("valid", inputs.valid), ("test", inputs.test)):

@@ -205,13 +205,25 @@ class TuneFit:
     seconds: float = 0.0
 
 
-def fit_controller(controller: LatentController, sae: TopKSAE, items: torch.Tensor, train: Instances,
-                   valid: SplitVectors, membership: np.ndarray, config: TuneConfig, seen: Sequences,
-                   max_len: int, mask_seen: bool = True, progress: bool = True) -> TuneFit:
-    """Train the controller; keep the epoch with the best `selection_score` on validation (epoch 0 = identity).
+@dataclass
+class TuningTask:
+    """What a controller trains on and is selected by: frozen vectors, attribute membership and the protocol."""
 
-    membership [N+1, A] bool over config.attributes (targets first, then suppressed).
-    """
+    sae: TopKSAE
+    items: torch.Tensor  # [N+1, D] output item embeddings
+    train: Instances
+    valid: SplitVectors
+    membership: np.ndarray  # [N+1, A] bool over config.attributes (targets first, then suppressed)
+    seen: Sequences  # training histories: never drawn as negatives
+    max_len: int
+    mask_seen: bool = True
+
+
+def fit_controller(controller: LatentController, task: TuningTask, config: TuneConfig,
+                   progress: bool = True) -> TuneFit:
+    """Train the controller; keep the epoch with the best `selection_score` on validation (epoch 0 = identity)."""
+    sae, items, train, valid, membership = task.sae, task.items, task.train, task.valid, task.membership
+    seen, max_len, mask_seen = task.seen, task.max_len, task.mask_seen
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(seen, len(items) - 1, rng)
