@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqrec.data.idmap import IdMap
+from seqrec.data.ordering import group_by_user
 from seqrec.errors import DataError
 
 
@@ -38,16 +39,29 @@ class Sequences:
         """Sub-table of the given rows (in that order)."""
         rows = np.asarray(rows, dtype=np.int64)
         lengths = self.lengths[rows]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return Sequences(offsets, self.items[concat_ranges(self.offsets[rows], lengths)])
+        if len(rows) and bool(np.all(rows[1:] > rows[:-1])):  # increasing rows: a mask keeps their items
+            kept = np.zeros(len(self), dtype=bool)
+            kept[rows] = True
+            return Sequences(offsets_of(lengths), self.items[self._prefix(np.where(kept, self.lengths, 0))])
+        return Sequences(offsets_of(lengths), self.items[concat_ranges(self.offsets[rows], lengths)])
 
     def truncate(self, drop_last: np.ndarray | int) -> Sequences:
         """Drop the last `drop_last` items of each row (an int or one count per row)."""
         lengths = np.maximum(self.lengths - drop_last, 0)
-        starts = self.offsets[:-1]
-        keep = concat_ranges(starts, lengths)
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return Sequences(offsets, self.items[keep])
+        return Sequences(offsets_of(lengths), self.items[self._prefix(lengths)])
+
+    def _prefix(self, lengths: np.ndarray) -> slice | np.ndarray:
+        """Index of the first `lengths[r]` items of every row: a slice when that is all of them, else a mask
+        (few items dropped) or positions (few kept)."""
+        dropped = self.lengths - lengths  # [R]
+        n_dropped = int(dropped.sum())
+        if n_dropped == 0:
+            return slice(None)
+        if 2 * n_dropped <= len(self.items):
+            keep = np.ones(len(self.items), dtype=bool)
+            keep[concat_ranges(self.offsets[:-1] + lengths, dropped)] = False
+            return keep
+        return concat_ranges(self.offsets[:-1], lengths)
 
     def last(self, back: int = 1) -> np.ndarray:
         """Item at position -back of each row, 0 where the row is too short.  # [R]"""
@@ -76,15 +90,27 @@ class Sequences:
         return np.repeat(np.arange(len(self)), self.lengths)
 
 
+def offsets_of(lengths: np.ndarray) -> np.ndarray:
+    """CSR offsets of rows with these lengths.  # [R] -> [R+1] int64"""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
 def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(start, start + length) for each pair, vectorised."""
+    """Concatenation of arange(start, start + length) for each pair, vectorised (one output allocation)."""
     lengths = np.asarray(lengths, dtype=np.int64)
+    nonempty = lengths > 0
+    starts, lengths = np.asarray(starts, dtype=np.int64)[nonempty], lengths[nonempty]
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    base = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths)
-    return base + np.arange(total, dtype=np.int64)
+    out = np.ones(total, dtype=np.int64)  # steps of 1 inside a range, a jump at each range's first position
+    heads = np.cumsum(lengths[:-1])
+    out[0] = starts[0]
+    out[heads] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    np.cumsum(out, out=out)
+    return out
 
 
 @dataclass
@@ -107,29 +133,30 @@ class Interactions:
         ratings: np.ndarray | None = None,
         item_map: IdMap | None = None,
     ) -> Interactions:
-        """Encode raw ids; rows are ordered by user, then timestamp (stable, so file order breaks ties)."""
+        """Encode raw ids; rows are ordered by user, then timestamp (stable, so file order breaks ties).
+
+        Ids may be numpy arrays, lists or Arrow arrays of integers or strings.
+        """
         if len(users) != len(items):
             raise DataError("users and items must have the same length")
-        user_map, user_ids = IdMap.encode(np.asarray(users), offset=0)
+        times = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+        user_values, counts, order = group_by_user(users, times)  # users' rows in time order, no encoding pass
+        user_map = IdMap(user_values, offset=0)
         if item_map is None:
-            item_map, item_ids = IdMap.encode(np.asarray(items), offset=1)
+            item_map, item_ids = IdMap.encode(items, offset=1)
         else:
-            item_ids = item_map.lookup(np.asarray(items))
+            raw_items = np.asarray(items)
+            item_ids = item_map.lookup(raw_items)
             if (item_ids < 0).any():
-                bad = np.asarray(items)[item_ids < 0][:5]
+                bad = raw_items[item_ids < 0][:5]
                 raise DataError(f"items not in the item map: {list(bad)}")
-        if timestamps is None:
-            order = np.argsort(user_ids, kind="stable")
-        else:  # lexsort is stable: file order breaks timestamp ties
-            order = np.lexsort((np.asarray(timestamps, dtype=np.float64), user_ids))
-        return cls(
-            users=user_ids[order],
-            items=item_ids[order],
-            user_map=user_map,
-            item_map=item_map,
-            timestamps=None if timestamps is None else np.asarray(timestamps, dtype=np.float64)[order],
-            ratings=None if ratings is None else np.asarray(ratings, dtype=np.float32)[order],
-        )
+        stars = None if ratings is None else np.asarray(ratings, dtype=np.float32)
+        if order is not None:  # one column-sized temporary at a time keeps the peak low
+            times = None if times is None else times[order]
+            stars = None if stars is None else stars[order]
+            item_ids = np.take(item_ids, order, out=order)  # the order's buffer is not needed after this
+        user_ids = np.repeat(np.arange(len(user_map), dtype=np.int64), counts)  # sorted: runs of 0, 1, ...
+        return cls(user_ids, item_ids, user_map, item_map, timestamps=times, ratings=stars)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -145,22 +172,22 @@ class Interactions:
     def sequences(self) -> Sequences:
         """Per-user chronological item sequences, one row per internal user id."""
         counts = np.bincount(self.users, minlength=self.num_users)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return Sequences(offsets, self.items.astype(np.int64))
+        return Sequences(offsets_of(counts), self.items.astype(np.int64, copy=False))  # shares the item column
 
     def subset(self, mask: np.ndarray) -> Interactions:
         """Rows where `mask` is true, with users and items re-indexed contiguously (order kept)."""
-        kept_users = np.unique(self.users[mask])
-        kept_items = np.unique(self.items[mask])
-        user_remap = np.full(self.num_users, -1, dtype=np.int64)
-        user_remap[kept_users] = np.arange(len(kept_users))
-        item_remap = np.full(self.num_items + 1, -1, dtype=np.int64)
-        item_remap[kept_items] = np.arange(1, len(kept_items) + 1)
+        users, items = self.users[mask], self.items[mask]
+        user_kept = np.zeros(self.num_users, dtype=bool)
+        user_kept[users] = True
+        item_kept = np.zeros(self.num_items + 1, dtype=bool)
+        item_kept[items] = True
+        user_remap = np.cumsum(user_kept, dtype=np.int64) - 1  # [U] new id of each kept user
+        item_remap = np.cumsum(item_kept, dtype=np.int64)  # [N+1] new id (1-based) of each kept item
         return Interactions(
-            users=user_remap[self.users[mask]],
-            items=item_remap[self.items[mask]],
-            user_map=IdMap([self.user_map.external[u] for u in kept_users], offset=0),
-            item_map=IdMap([self.item_map.external[i - 1] for i in kept_items], offset=1),
+            users=user_remap[users],
+            items=item_remap[items],
+            user_map=self.user_map.take(np.flatnonzero(user_kept)),
+            item_map=self.item_map.take(np.flatnonzero(item_kept), offset=1),
             timestamps=None if self.timestamps is None else self.timestamps[mask],
             ratings=None if self.ratings is None else self.ratings[mask],
         )
