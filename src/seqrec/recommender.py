@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -66,3 +68,9 @@ class Recommender:
                 rows_out.append({"user": str(user), "rank": rank, "item": self.item_map.to_external([item])[0],
                                  "score": float(value), "title": self.catalog.title(int(item))})
         return rows_out
+
+    def recommend_frame(self, user_ids: list[str] | list[int], k: int = 10, mask_seen: bool | None = None) -> Any:
+        """`recommend` as a pandas DataFrame (columns user, rank, item, score, title)."""
+        from seqrec.evaluation.frames import recommendations_frame
+
+        return recommendations_frame(self.recommend(user_ids, k, mask_seen))

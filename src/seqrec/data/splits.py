@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqrec.data.catalog import ItemCatalog, item_counts, popularity_labels
 from seqrec.data.idmap import IdMap
-from seqrec.data.interactions import Interactions, Sequences
+from seqrec.data.interactions import Interactions, Sequences, offsets_of
 from seqrec.errors import DataError
+
+if TYPE_CHECKING:
+    from seqrec.data.config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,12 @@ class SplitData:
     catalog: ItemCatalog
     item_stats: ItemStats
     full_histories: Sequences = field(repr=False)  # every known item per user (for serving)
+    source: DataConfig | None = field(default=None, repr=False)  # the resolved source (set by registry.load)
+
+    def __repr__(self) -> str:
+        from seqrec.data.summary import summary
+
+        return summary(self)
 
     @property
     def num_items(self) -> int:
@@ -120,11 +130,12 @@ def leave_one_out(
     keep = np.flatnonzero(~short)
     if len(keep) == 0:
         raise DataError(f"{name}: no user has the 3 interactions leave-one-out needs")
-    train = seqs.truncate(np.where(short, lengths, 2))
+    train = seqs.truncate(np.where(short, lengths, 2))  # short users' rows are empty, so taking `keep` copies nothing
     stats = _stats(train, interactions.num_items, head_share, tail_share)
     common = dict(num_items=interactions.num_items, item_stats=stats, catalog=catalog)
     valid = EvalSplit("valid", keep, train.take(keep), seqs.last(2)[keep], **common)
-    test = EvalSplit("test", keep, seqs.truncate(1).take(keep), seqs.last(1)[keep], **common)
+    test_histories = seqs.truncate(np.where(short, lengths, 1)).take(keep)
+    test = EvalSplit("test", keep, test_histories, seqs.last(1)[keep], **common)
     return SplitData(name, train, valid, test, interactions.user_map, interactions.item_map, catalog, stats, seqs)
 
 
@@ -258,7 +269,7 @@ def _warn_unordered_targets(inter: Interactions, valid_rows: np.ndarray, test_ro
 def _masked(inter: Interactions, mask: np.ndarray) -> Sequences:
     """Per-user items of the rows in `mask` (row order kept)."""
     counts = np.bincount(inter.users[mask], minlength=inter.num_users)
-    return Sequences(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), inter.items[mask])
+    return Sequences(offsets_of(counts), inter.items[mask])
 
 
 def _shipped_targets(inter: Interactions, target_rows: np.ndarray, history: Sequences, split: str, name: str,

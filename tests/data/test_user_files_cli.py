@@ -1,0 +1,75 @@
+"""End to end: a CSV of the user's own interactions -> `seqrec train` -> `seqrec evaluate RUN` / `recommend`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import seqrec
+from helpers import assert_cli_error
+from seqrec import cli
+from seqrec.runs import CONFIG, METRICS
+
+runner = CliRunner()
+
+
+def write_clicks(path: Path, users: int = 40, items: int = 25, length: int = 8) -> Path:
+    """Visitors with string ids, SKUs, ISO timestamps and star ratings, in no particular row order."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(users):
+        start = rng.integers(0, items)
+        for t in range(length):
+            sku = (start + t + rng.integers(0, 2)) % items  # a sequential pattern to learn
+            rows.append(f"v{u:03d},SKU-{sku},2024-03-{1 + t:02d}T{u % 24:02d}:00:00,{1 + rng.integers(0, 5)}\n")
+    rng.shuffle(rows)
+    path.write_text("visitor,sku,when,stars\n" + "".join(rows))
+    return path
+
+
+def experiment(folder: Path, data: dict) -> Path:
+    config = {"name": "shop", "data": data, "model": {"name": "sasrec", "max_len": 8, "hidden": 16, "blocks": 1},
+              "train": {"epochs": 1, "batch_size": 16, "patience": 0, "device": "cpu"}, "eval": {"ks": [5, 10]}}
+    path = folder / "shop.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_csv_to_train_to_evaluate(tmp_path: Path) -> None:
+    clicks = write_clicks(tmp_path / "clicks.csv")
+    items = tmp_path / "items.csv"
+    items.write_text("sku,title,tags\n" + "".join(f"SKU-{i},Item {i},t{i % 3}|all\n" for i in range(25)))
+    data = {"path": str(clicks), "columns": {"user": "visitor", "item": "sku", "timestamp": "when"},
+            "items": {"path": str(items), "id": "sku", "attributes": ["tags"]}}
+    out = tmp_path / "runs"
+    result = runner.invoke(cli.app, ["train", str(experiment(tmp_path, data)), "--out", str(out),
+                                     "--set", "data.columns.rating=stars", "--set", "data.duplicates=first"])
+    assert result.exit_code == 0, result.output
+    run = out / "shop"
+    saved = yaml.safe_load((run / CONFIG).read_text())["data"]
+    assert saved["path"] == str(clicks) and saved["columns"]["rating"] == "stars" and saved["duplicates"] == "first"
+    evaluated = runner.invoke(cli.app, ["evaluate", str(run), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    trained = json.loads((run / METRICS).read_text())["test"]
+    assert json.loads(evaluated.output)["metrics"]["HR@10"] == pytest.approx(trained["HR@10"])
+    recommended = runner.invoke(cli.app, ["recommend", str(run), "--user", "v007", "--k", "3", "--json"])
+    assert recommended.exit_code == 0, recommended.output
+    rows = json.loads(recommended.output)
+    assert [r["rank"] for r in rows] == [1, 2, 3] and all(r["item"].startswith("SKU-") for r in rows)
+    assert all(r["title"].startswith("Item ") for r in rows)
+    frame = seqrec.load(run).recommender.recommend_frame(["v007"], k=3)
+    assert frame.to_dict("records") == rows
+
+
+def test_a_misnamed_column_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    clicks = write_clicks(tmp_path / "clicks.csv", users=5)
+    data = {"path": str(clicks), "columns": {"user": "visitor", "item": "product"}}
+    argv = ["train", str(experiment(tmp_path, data)), "--out", str(tmp_path / "runs")]
+    assert_cli_error(argv, "data.columns.item names column 'product', which is not there; columns found: visitor, "
+                     "sku, when, stars", monkeypatch, capsys)
+    assert not (tmp_path / "runs" / "shop").exists()
