@@ -6,6 +6,7 @@ import pytest
 
 import seqrec
 from seqrec import EvalConfig, SASRecConfig, TrainConfig
+from seqrec.data.fingerprint import data_fingerprint
 from seqrec.data.splits import SplitData
 from seqrec.evaluation.baselines import MostPopular
 from seqrec.runs import Run
@@ -39,7 +40,7 @@ def test_protocol_says_what_the_numbers_mean(tiny_data: SplitData) -> None:
     assert run.metrics["protocol"] == {
         "dataset": "synthetic", "split": "loo", "users": 60, "items": 40, "valid_users": len(tiny_data.valid),
         "test_users": len(tiny_data.test), "ranking": "full catalogue", "seen_items_masked": True, "ks": [5, 10],
-        "max_len": 30, "processes": 1,
+        "max_len": 30, "processes": 1, "data_fingerprint": data_fingerprint(tiny_data),
     }
     assert len(tiny_data.test) == 60
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from seqrec.data.config import DataConfig
+from seqrec.data.config import FRAME_FORMAT, DataConfig
+from seqrec.data.fingerprint import data_fingerprint
 from seqrec.data.splits import SplitData
 from seqrec.distill import DistillConfig, ProfileGuide, load_profile_table
 from seqrec.errors import SeqrecError
@@ -23,6 +24,7 @@ from seqrec.recommender import Recommender
 from seqrec.retrieval.augmented import RetrievalAugmented
 from seqrec.retrieval.config import RetrievalConfig
 from seqrec.retrieval.setup import from_base_run
+from seqrec.run_folders import DATA_FINGERPRINT
 from seqrec.runs import Run, clean_leftovers
 from seqrec.training import distributed
 from seqrec.training.checkpoint import Checkpoint
@@ -30,7 +32,14 @@ from seqrec.training.config import EvalConfig, TrainConfig, resolve_device
 from seqrec.training.loggers import build_loggers
 from seqrec.training.loop import Callback
 from seqrec.training.trainer import EpochCallback, Trainer, seed_everything
-from seqrec.training_runs import finish_run_dir, guarded, resumable_config, start_run_dir, training_lock
+from seqrec.training_runs import (
+    check_resumed_data,
+    finish_run_dir,
+    guarded,
+    resumable_config,
+    start_run_dir,
+    training_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,8 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
     plain encoder). With `retrieval.base_run`, the base run's encoder is fine-tuned with retrieval augmentation
     (its model config replaces `model`). Inside a process group every rank trains its share; only rank 0
     computes the final metrics. With `checkpoint`, training resumes from it when it holds a state and saves to it.
+    The run records its data's resolved source (`config.data`: `data.source`, else `data_config`, else a
+    `format: dataframe` config for data built in memory) and fingerprint (`protocol.data_fingerprint`).
     """
     train = train_config or TrainConfig()
     ec = eval_config or EvalConfig()
@@ -65,8 +76,8 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
                      callbacks=callbacks, progress=progress).fit(checkpoint)
     recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog,
                               mask_seen=ec.mask_seen)
-    config = ExperimentConfig(data=data_config or DataConfig(name=data.name), model=model, train=train, eval=ec,
-                              distill=distill, retrieval=retrieval)
+    source = data_source(data, data_config)
+    config = ExperimentConfig(data=source, model=model, train=train, eval=ec, distill=distill, retrieval=retrieval)
     if not distributed.current().is_main:
         return Run(config, recommender, {}, result.history)
     metrics = {
@@ -75,7 +86,7 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "train_seconds": round(result.seconds, 2),
-        "protocol": protocol(data, model, ec, data_config),
+        "protocol": protocol(data, model, ec, source),
     }
     if retrieval.enabled:
         metrics["retrieval"] = retrieval_summary(encoder)  # type: ignore[arg-type]
@@ -84,6 +95,12 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
         metrics["distill"] = {"train_users": int(trained.sum()), "profile_dim": int(guide.profiles.shape[2]),
                               "profiled_train_users": int(guide.present.any(dim=1).cpu()[trained].sum())}
     return Run(config, recommender, metrics, result.history)
+
+
+def data_source(data: SplitData, given: DataConfig | None) -> DataConfig:
+    """Where `data` can be read again: the source its loader recorded, else the config it was loaded from, else
+    a `format: dataframe` config that says it was built in memory."""
+    return getattr(data, "source", None) or given or DataConfig(name=data.name, format=FRAME_FORMAT)
 
 
 def retrieval_summary(model: RetrievalAugmented) -> dict:
@@ -106,7 +123,8 @@ def profile_guide(config: DistillConfig, model: SequentialEncoder, data: SplitDa
 
 
 def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_config: DataConfig | None) -> dict:
-    """What the numbers mean: dataset, split, ranking, masking (reported next to every metric)."""
+    """What the numbers mean: dataset, split, ranking, masking (reported next to every metric), and the data's
+    fingerprint, which every later stage checks."""
     return {
         "dataset": data.name,
         "split": data_config.split if data_config else "loo",
@@ -119,6 +137,7 @@ def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_
         "ks": list(eval_config.ks),
         "max_len": model.max_len,
         "processes": distributed.current().world,
+        DATA_FINGERPRINT: data_fingerprint(data),
     }
 
 
@@ -168,6 +187,9 @@ def _train_in(config: ExperimentConfig, run_dir: Path | None, fresh: bool, progr
             clean_leftovers(writing)
             callbacks = [*callbacks, *build_loggers(config.train.loggers, writing, config.to_dict())]
         data = load_data(config.data)
+        checkpoint.data_fingerprint = data_fingerprint(data)
+        if not fresh and run_dir is not None:
+            check_resumed_data(run_dir, checkpoint.data_fingerprint)
         run = train(config.model, data, config.train, config.eval, data_config=config.data, progress=progress,
                     distill=config.distill, retrieval=config.retrieval, checkpoint=checkpoint, callbacks=callbacks)
         run.config.name = config.name
@@ -195,9 +217,11 @@ class RunEvaluation:
 
 def evaluate_run(run: Run | str | Path, split: str = "test", mask_seen: bool | None = None,
                  ks: Sequence[int] | None = None, max_len: int | None = None, attributes: list[str] | None = None,
-                 data_dir: str | None = None) -> RunEvaluation:
+                 data_dir: str | None = None, data: SplitData | None = None) -> RunEvaluation:
     """Evaluate a run on its dataset's valid or test split with the protocol it recorded (`eval.mask_seen`,
-    `eval.ks`, the model's `max_len`); arguments that are not None override it."""
+    `eval.ks`, the model's `max_len`); arguments that are not None override it. The data is re-read from the
+    run's source, or `data` (needed for a run whose data was built in memory); either must be the data the run
+    was trained on."""
     if split not in ("valid", "test"):
         raise SeqrecError(f"split must be valid or test, got {split!r}")
     run = run if isinstance(run, Run) else load_model_run(run)
@@ -205,7 +229,7 @@ def evaluate_run(run: Run | str | Path, split: str = "test", mask_seen: bool | N
     chosen = EvalConfig(ks=tuple(ks) if ks else ec.ks, mask_seen=ec.mask_seen if mask_seen is None else mask_seen,
                         chunk_size=ec.chunk_size)
     max_len = run.model.max_len if max_len is None else max_len
-    data = run_data(run, data_dir)
+    data = run_data(run, data_dir, data)
     target = getattr(data, split)
     metrics = evaluate(run.recommender, target, ks=chosen.ks, attributes=attributes, mask_seen=chosen.mask_seen,
                        chunk_size=chosen.chunk_size, max_len=max_len)

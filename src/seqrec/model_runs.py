@@ -8,7 +8,9 @@ place.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +22,28 @@ from safetensors.torch import load_file, save_file
 
 from seqrec.config import read_yaml
 from seqrec.data.catalog import ItemCatalog
+from seqrec.data.config import FRAME_FORMAT, DataConfig
+from seqrec.data.fingerprint import data_fingerprint, short
 from seqrec.data.idmap import IdMap
 from seqrec.data.interactions import Sequences
 from seqrec.data.splits import SplitData
-from seqrec.errors import ConfigError, RunError, SeqrecError
+from seqrec.errors import ConfigError, DataError, RunError, SeqrecError
 from seqrec.experiment import ExperimentConfig
 from seqrec.files import read_json
 from seqrec.models.base import SequentialEncoder, build_model
 from seqrec.recommender import Recommender
-from seqrec.run_folders import CONFIG, atomic, cpu_state, damaged, read_records, run_status
-from seqrec.run_kinds import find_kind, is_kind_of, register_kind, yaml_mapping
+from seqrec.run_folders import (
+    CONFIG,
+    atomic,
+    check_run_name,
+    cpu_state,
+    damaged,
+    read_records,
+    recorded_fingerprint,
+    run_status,
+    write_atomically,
+)
+from seqrec.run_kinds import find_kind, is_kind_of, register_kind, write_run, yaml_mapping
 from seqrec.training.checkpoint import checkpoint_info
 
 WEIGHTS, ID_MAPS, HISTORIES, CATALOG = "model.safetensors", "id_maps.json", "histories.npz", "catalog.json"
@@ -54,6 +68,19 @@ class Run:
     @property
     def model(self) -> SequentialEncoder:
         return self.recommender.model
+
+    def save(self, path: str | Path) -> Path:
+        """Write this run to the new folder `path` (never an existing one), e.g. a run trained in Python, so that
+        `seqrec evaluate PATH` and every later stage can read it; returns the folder."""
+        path = Path(path)
+        check_run_name(path.name)
+        name, self.config.name = self.config.name, path.name  # a run's name is its folder's
+        try:
+            self.path = write_atomically(path, lambda tmp: write_run(self, tmp))
+        except BaseException:
+            self.config.name = name
+            raise
+        return self.path
 
 
 class BaseKind:
@@ -115,17 +142,55 @@ def load_model_run(path: str | Path, device: str = "cpu", **options: Any) -> Run
     return kind.load(path, device=device, **options)
 
 
-def run_data(run: Run, data_dir: str | None = None) -> SplitData:
-    """Reload the dataset and split a run was trained on (checking the item ids still match)."""
+def run_data(run: Run, data_dir: str | None = None, data: SplitData | None = None) -> SplitData:
+    """The dataset and split `run` was trained on: `data` when given, else re-read from the run's `data` section
+    (with `data_dir` as the data root). Either is checked against the run's data fingerprint (`check_run_data`)."""
+    if data is not None:
+        check_run_data(run, data, "the dataset passed")
+        return data
     from seqrec.data.registry import load as load_data
 
-    data_config = run.config.data
+    source = run.config.data
+    if source.format == FRAME_FORMAT:
+        raise DataError(f"{_where(run)}: this run's data was built in memory ({source.name!r}), so it cannot be "
+                        "read again; pass the dataset (data=...) from Python, or save it to a file and train a run "
+                        "on that file")
     if data_dir:
-        data_config.data_dir = data_dir
-    data = load_data(data_config)
-    if data.item_map != run.recommender.item_map:
-        raise RunError(f"{run.path}: the dataset {data.name!r} no longer has the item ids this run was trained on")
+        source = dataclasses.replace(source, data_dir=data_dir)
+    data = load_data(source)
+    check_run_data(run, data, describe_source(source))
     return data
+
+
+def check_run_data(run: Run, data: SplitData, what: str) -> None:
+    """Refuse data that is not what `run` was trained on: another fingerprint than the run recorded, or, for runs
+    written before fingerprints, other item ids. `what` names the data in the message."""
+    recorded = recorded_fingerprint(run.metrics)
+    if recorded is None:
+        if data.item_map != run.recommender.item_map:
+            raise RunError(f"{_where(run)}: {what} no longer has the item ids this run was trained on")
+        return
+    now = data_fingerprint(data)
+    if now != recorded:
+        raise DataError(f"{_where(run)} was trained on other data than {what} holds now (data fingerprint "
+                        f"{short(recorded)} at training, {short(now)} now): the data changed since training (a "
+                        "file was edited or replaced, or is read differently); restore it, or train a new run on "
+                        "the data as it is")
+
+
+def describe_source(source: DataConfig) -> str:
+    """How messages name a run's data: its file, or its dataset name and data root."""
+    if source.path:
+        return f"the file {source.path}"
+    if source.name == "synthetic":
+        return "the synthetic dataset"
+    from seqrec.data.registry import data_root
+
+    return f"the dataset {source.name!r} (data root {data_root(source.data_dir)})"
+
+
+def _where(run: Run) -> str:
+    return os.path.normpath(run.path) if run.path is not None else "this run"  # an SAE's base: sae-x/..
 
 
 def resume_hint(path: Path) -> str:

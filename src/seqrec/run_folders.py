@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CONFIG, METRICS, HISTORY = "config.yaml", "metrics.json", "history.jsonl"
 CLAIM_MARK = ".seqrec-claim-"  # inside a folder claimed for a run that is not written yet
+DATA_FINGERPRINT = "data_fingerprint"  # key of metrics.json's `protocol`: the hash of the data a run trained on
 
 
 # ---------------------------------------------------------------- names and folders
@@ -232,6 +233,13 @@ def read_records(folder: Path) -> tuple[dict, list[dict]]:
     if not all(isinstance(r, dict) for r in history):
         raise damaged(folder / HISTORY, "expected one JSON object per line")
     return metrics, history
+
+
+def recorded_fingerprint(metrics: dict) -> str | None:
+    """The data fingerprint a run's metrics record in their protocol; None for runs written before it existed."""
+    protocol = metrics.get("protocol")
+    value = protocol.get(DATA_FINGERPRINT) if isinstance(protocol, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def run_status(path: Path) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 from safetensors.torch import save_file
 
-from seqrec.errors import Interrupted, NonFiniteError, RunError
+from seqrec.data.fingerprint import short
+from seqrec.errors import DataError, Interrupted, NonFiniteError, RunError
 from seqrec.experiment import ExperimentConfig
 from seqrec.files import current_umask, host_name, write_text_atomically
 from seqrec.run_kinds import with_kind
@@ -77,6 +78,16 @@ def resumable_config(path: str | Path) -> ExperimentConfig:
                        "is not a seqrec training run, or it stopped before its first checkpoint; start a new run with "
                        "`seqrec train CONFIG`")
     return read_run_config(path)
+
+
+def check_resumed_data(run_dir: Path, fingerprint: str) -> None:
+    """Refuse to resume `run_dir` on other data than its checkpoint was trained on (checkpoints written before
+    fingerprints were recorded are resumed unchecked)."""
+    recorded = (checkpoint_info(run_dir) or {}).get("data_fingerprint")
+    if isinstance(recorded, str) and recorded != fingerprint:
+        raise DataError(f"{run_dir} started training on other data than its data source holds now (data "
+                        f"fingerprint {short(recorded)} in its checkpoint, {short(fingerprint)} now): the data "
+                        "changed since the run started; restore it to resume, or start a new run")
 
 
 @contextlib.contextmanager

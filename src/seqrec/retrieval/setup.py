@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seqrec.data.fingerprint import data_fingerprint, short
 from seqrec.data.splits import SplitData
-from seqrec.errors import RunError
+from seqrec.errors import DataError, RunError
 from seqrec.models.base import ModelConfig
 from seqrec.retrieval.augmented import RetrievalAugmented
 from seqrec.retrieval.config import RetrievalConfig
+from seqrec.run_folders import recorded_fingerprint
 from seqrec.run_kinds import is_kind_of, load_any
 
 BASE_MODELS = ("duorec", "sasrec")
@@ -34,4 +36,9 @@ def from_base_run(config: RetrievalConfig, model: ModelConfig, data: SplitData) 
     if base.recommender.item_map != data.item_map:
         raise RunError(f"{where} was trained on {base.config.data.name!r} with other item ids than the dataset "
                        f"{data.name!r}; train the base run on the same data")
+    recorded, now = recorded_fingerprint(base.metrics), data_fingerprint(data)
+    if recorded is not None and recorded != now:
+        raise DataError(f"{where} was trained on other data than the dataset {data.name!r} holds now (data "
+                        f"fingerprint {short(recorded)} at training, {short(now)} now: the file, filters or split "
+                        "changed); fine-tune on the data the base run was trained on, or train a new base run")
     return RetrievalAugmented(base.model, config)

@@ -55,7 +55,7 @@ def train_sae(run: Run | str | Path, config: SAEConfig | None = None, data: Spli
     """
     run = load_model_run(run) if isinstance(run, str | Path) else run
     config = config or SAEConfig()
-    data = data or run_data(run)
+    data = run_data(run, data=data)
     train, valid = training_vectors(run, data, config)
     fit = fit_sae(train, valid, config, progress=progress)
     train_fvu, dead = evaluate_fvu(fit.sae, train)
@@ -110,7 +110,7 @@ def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popula
         warnings.warn(f"{file} was computed with other settings ({differ}); recomputing it", stacklevel=2)
         profiles = profiles if profiles is not None else cached.settings.get("profiles", cached.profiles)
         seed = seed if seed is not None else cached.settings.get("seed", 0)
-    data = data or run_data(sae_run.base)
+    data = run_data(sae_run.base, data=data)
     model = sae_run.base.model.eval()
     stats = probe_popularity(model, sae_run.sae, data.train, data.item_stats,
                              profiles=DEFAULT_PROFILES if profiles is None else profiles, seed=seed or 0)

@@ -43,7 +43,7 @@ def sweep_latents(sae_run: SAERun | str | Path, attributes: list[str], data: Spl
     sae_run = _sae_run(sae_run)
     if split not in ("valid", "test"):
         raise SeqrecError(f"the sweep runs on the valid or test users; got {split!r}")
-    data = data or run_data(sae_run.base)
+    data = run_data(sae_run.base, data=data)
     eval_split = getattr(data, split)
     membership = attribute_matrix(eval_split.catalog, attributes)
     model = sae_run.base.model.eval()
@@ -120,7 +120,7 @@ def tune(sae_run: SAERun | str | Path, config: TuneConfig, data: SplitData | Non
     `tune-<targets>` folder inside the SAE run); never overwrites a run.
     """
     sae_run = _sae_run(sae_run)
-    data = data or run_data(sae_run.base)
+    data = run_data(sae_run.base, data=data)
     membership = attribute_matrix(data.catalog, config.attributes)  # [N+1, A]; unknown attributes fail here
     sweep = sweep or find_sweep(sae_run, config.attributes) or sweep_latents(sae_run, config.attributes, data)
     latents = select_latents(sweep, config.attributes, config.latents)

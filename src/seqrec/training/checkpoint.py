@@ -69,6 +69,7 @@ class Checkpoint:
         self.readable = folder is not None
         self.every = every
         self.writer = writer and folder is not None
+        self.data_fingerprint: str | None = None  # of the data being trained on; recorded in checkpoint.json
 
     @property
     def file(self) -> Path:
@@ -84,7 +85,8 @@ class Checkpoint:
             return
         state = {"format": FORMAT, **state}
         write_file_atomically(self.file, lambda tmp: torch.save(state, tmp))
-        info = {"epoch": epoch, "epochs": epochs, "stopped": bool(state["loop"]["stopped"])}
+        info = {"epoch": epoch, "epochs": epochs, "stopped": bool(state["loop"]["stopped"]),
+                **({"data_fingerprint": self.data_fingerprint} if self.data_fingerprint else {})}
         write_text_atomically(self.folder / CHECKPOINT_INFO, json.dumps(info) + "\n")
 
     def load(self) -> dict[str, Any] | None:
@@ -109,7 +111,7 @@ class Checkpoint:
 
 
 def checkpoint_info(folder: Path) -> dict[str, Any] | None:
-    """What `checkpoint.json` says (epoch, epochs, stopped), or None when absent or unreadable."""
+    """What `checkpoint.json` says (epoch, epochs, stopped, data_fingerprint), or None when absent or unreadable."""
     try:
         info = json.loads((folder / CHECKPOINT_INFO).read_text())
     except (OSError, ValueError):
