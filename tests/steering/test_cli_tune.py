@@ -80,3 +80,23 @@ def test_missing_base_run_is_reported(cli_sae: Path, tmp_path: Path) -> None:
     shutil.copytree(cli_sae, lonely)  # its relative base_run path now points nowhere
     result = runner.invoke(cli.app, ["sae", "tune", str(lonely), "--target", "Comedy"])
     assert result.exit_code == 1 and "is not a complete seqrec run" in str(result.exception)
+
+
+def test_sweep_and_tune_read_an_attributes_file(cli_sae: Path, tmp_path: Path) -> None:
+    from seqrec.api import load
+    from seqrec.data.attribute_files import write_attribute_file
+
+    base = load(cli_sae.parent).recommender
+    n = len(base.item_map)
+    titles = [base.catalog.title(i) for i in range(1, n + 1)]
+    labels = [("funny",) if t.startswith("Comedy") else () for t in titles]
+    file = tmp_path / "moods.tsv"
+    write_attribute_file(file, base.item_map.to_external(range(1, n + 1)), titles, "mood", labels)
+    swept = runner.invoke(cli.app, ["sae", "sweep", str(cli_sae), "--attributes-file", str(file), "--attribute",
+                                    "funny", "--top", "20", "--split", "test"])
+    assert swept.exit_code == 0, swept.output
+    assert (cli_sae / "latent-sweep-test" / "funny_regulation_scores.json").exists()
+    tuned = runner.invoke(cli.app, ["sae", "tune", str(cli_sae), "--attributes-file", str(file), "--target", "funny",
+                                    "--latents", "3", "--set", "epochs=1", "--out", str(tmp_path / "tuned")])
+    assert tuned.exit_code == 0, tuned.output
+    assert "target is funny" in tuned.output

@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import rich
@@ -78,6 +79,12 @@ def package_version() -> str:
 
 
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="Data root (default: $SEQREC_DATA or ./data).")]
+DatasetsFile = Annotated[str | None, typer.Option(
+    "--datasets", metavar="FILE", help="Your dataset names (default: $SEQREC_DATASETS, else datasets.yaml in the data "
+    "root).")]
+AttributesFile = Annotated[Path | None, typer.Option(
+    "--attributes-file", metavar="FILE", help="Item attribute file (from `seqrec data label`) added to the "
+    "dataset's attributes.")]
 
 
 def run_argument(help: str) -> Any:

@@ -58,7 +58,7 @@ def profiles_write(
     import numpy as np
 
     from seqrec.data.config import DataConfig
-    from seqrec.data.registry import get_spec, load
+    from seqrec.data.registry import DATASETS, get_spec, load
     from seqrec.distill.llm_profiles import write_llm_profiles
     from seqrec.distill.profile_text import write_profile_file
     from seqrec.distill.prompts import aspect_prompts
@@ -68,7 +68,8 @@ def profiles_write(
     aspect_prompts(prompt)  # an unknown prompt fails before data and model are loaded
     if limit is not None and limit < 1:
         raise SeqrecError("--limit must be >= 1")
-    data = load(DataConfig(name=dataset, split=split or get_spec(dataset).default_split, data_dir=data_dir))
+    default_split = {"split": get_spec(dataset).default_split} if dataset in DATASETS else {}  # yours: its entry's
+    data = load(DataConfig(name=dataset, data_dir=data_dir, **({"split": split} if split else default_split)))
     users = np.arange(min(limit, data.num_users)) if limit else None
     backend = None
     if writer == "llm":

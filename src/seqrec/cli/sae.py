@@ -10,7 +10,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from seqrec.cli.common import DataDir, console, info, interruptible, out_option, progress, run_argument, set_option
+from seqrec.cli.common import (
+    AttributesFile,
+    DataDir,
+    console,
+    info,
+    interruptible,
+    out_option,
+    progress,
+    run_argument,
+    set_option,
+)
 from seqrec.errors import SeqrecError
 
 sae_app = typer.Typer(no_args_is_help=True, help="Sparse autoencoders on a run's user vectors.")
@@ -116,9 +126,10 @@ def sae_sweep(sae_dir: SAERunDir, attributes: Attributes,
               top: Annotated[int, typer.Option(help="List length whose attribute share is measured.")] = 100,
               split: Annotated[str, typer.Option(help="Users of the valid or test split (no targets are read).")]
               = "valid",
-              data_dir: DataDir = None) -> None:
+              attributes_file: AttributesFile = None, data_dir: DataDir = None) -> None:
     """Score every SAE latent by how much amplifying vs suppressing it moves each attribute's share of the lists."""
     from seqrec.api import run_data
+    from seqrec.data.attribute_files import with_attribute_file
     from seqrec.steering import load_sae_run
     from seqrec.steering.latent_sweep import DEFAULT_SCALES, choose_latents
     from seqrec.steering.recftt import sweep_latents
@@ -126,7 +137,8 @@ def sae_sweep(sae_dir: SAERunDir, attributes: Attributes,
     names = list(attributes)
     sae_run = load_sae_run(sae_dir)
     with interruptible():
-        sweep = sweep_latents(sae_run, names, run_data(sae_run.base, data_dir), split,
+        data = with_attribute_file(run_data(sae_run.base, data_dir), attributes_file)
+        sweep = sweep_latents(sae_run, names, data, split,
                               tuple(scales or DEFAULT_SCALES), top)
     table = Table("attribute", "base share", "raising latents", "lowering latents", "strongest (score, users)",
                   title=f"{sae_run.sae.latents} latents × {len(sweep.scales)} scales, top-{sweep.top}, "
@@ -178,10 +190,11 @@ def sae_tune(sae_dir: SAERunDir,
              latents: Annotated[int, typer.Option(help="Latents per attribute and direction (x).")] = 100,
              overrides: Annotated[list[str] | None, set_option("Tune setting, e.g. epochs=5")] = None,
              out: Annotated[Path | None, out_option("Tuned run directory.", "RUN/tune-…")] = None,
-             data_dir: DataDir = None) -> None:
+             attributes_file: AttributesFile = None, data_dir: DataDir = None) -> None:
     """Tune a controller over SAE latents toward (--target) or away from (--suppress) item attributes."""
     from seqrec.api import run_data
     from seqrec.config import apply_overrides, from_dict
+    from seqrec.data.attribute_files import with_attribute_file
     from seqrec.steering import load_sae_run
     from seqrec.steering.recftt import tune
     from seqrec.steering.tuning import TuneConfig
@@ -191,7 +204,7 @@ def sae_tune(sae_dir: SAERunDir,
     if out is not None and out.exists():
         raise SeqrecError(f"{out} already exists; choose another --out (runs are never overwritten)")
     sae_run = load_sae_run(sae_dir)
-    data = run_data(sae_run.base, data_dir)
+    data = with_attribute_file(run_data(sae_run.base, data_dir), attributes_file)
     with interruptible(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run = tune(sae_run, config, data=data, output_dir=out, progress=progress())

@@ -10,7 +10,9 @@ import typer
 from rich.table import Table
 
 from seqrec.cli.common import (
+    AttributesFile,
     DataDir,
+    DatasetsFile,
     console,
     describe_protocol,
     interruptible,
@@ -34,30 +36,36 @@ def register(app: typer.Typer) -> None:
     app.command()(demo)
 
 
-def train(config: Annotated[Path | None, typer.Argument(help="Experiment YAML (not with --resume).")] = None,
+def train(config: Annotated[Path | None, typer.Argument(help="Experiment YAML (not with --resume); without it, the "
+                                                      "defaults and --set.")] = None,
           overrides: Annotated[list[str] | None, set_option("Config override, e.g. train.epochs=50")] = None,
           out: Annotated[Path, out_option("Parent folder of run directories.")] = Path("runs"),
           resume: Annotated[Path | None, typer.Option(metavar="RUN", help="Continue this unfinished run from its "
                                                       "checkpoint.")] = None,
-          data_dir: DataDir = None) -> None:
-    """Train the experiment in CONFIG (YAML) and write a new run directory, or continue one with --resume."""
+          data_dir: DataDir = None, datasets: DatasetsFile = None) -> None:
+    """Train the experiment in CONFIG (YAML, and/or --set overrides of the defaults) and write a new run directory,
+    or continue one with --resume."""
     from seqrec.api import resume as resume_run
     from seqrec.api import run_experiment
     from seqrec.config import apply_overrides, read_yaml
+    from seqrec.data.user_datasets import resolve_dict
     from seqrec.experiment import ExperimentConfig
 
-    if (config is None) == (resume is None):
-        raise SeqrecError("give either CONFIG (a new run) or --resume RUN (an unfinished run), not both or neither")
-    if resume is not None and (overrides or data_dir):
-        raise SeqrecError("--resume continues a run with the config it was started with; --set and --data-dir "
-                          "cannot change it (start a new run instead)")
+    if (config is None and resume is None and not overrides) or (config is not None and resume is not None):
+        raise SeqrecError("give either CONFIG and/or --set KEY=VALUE (a new run) or --resume RUN (an unfinished "
+                          "run), not both or neither")
+    if resume is not None and (overrides or data_dir or datasets):
+        raise SeqrecError("--resume continues a run with the config it was started with; --set, --data-dir and "
+                          "--datasets cannot change it (start a new run instead)")
     with interruptible():
         if resume is not None:
             run = resume_run(resume, progress=progress())
         else:
-            raw = apply_overrides(read_yaml(config), list(overrides or []))  # type: ignore[arg-type]
+            raw = apply_overrides({} if config is None else read_yaml(config), list(overrides or []))
             if data_dir:
                 raw.setdefault("data", {})["data_dir"] = data_dir
+            if isinstance(raw.get("data"), dict):
+                raw["data"] = resolve_dict(raw["data"], datasets)
             run = run_experiment(ExperimentConfig.from_dict(raw), out, progress=progress())
     if run.path is None:  # a data-parallel rank other than 0: rank 0 reports
         return
@@ -82,13 +90,18 @@ def evaluate(run_dir: Annotated[Path, run_argument("Run directory.")],
              attribute: Annotated[list[str] | None, typer.Option(help="Attribute value, e.g. Comedy (repeatable).")]
              = None,
              as_json: Annotated[bool, typer.Option("--json", help="Print the metrics and protocol as JSON.")] = False,
-             data_dir: DataDir = None) -> None:
+             attributes_file: AttributesFile = None, data_dir: DataDir = None) -> None:
     """Evaluate a run on its dataset's valid or test split (full ranking), with the protocol the run recorded."""
-    from seqrec.api import evaluate_run
+    from seqrec.api import evaluate_run, load, run_data
+    from seqrec.data.attribute_files import with_attribute_file
     from seqrec.files import dumps_json
 
-    result = evaluate_run(run_dir, split=split, mask_seen=mask_seen, ks=k, max_len=max_len,
-                          attributes=list(attribute or []), data_dir=data_dir)
+    run, data = run_dir, None
+    if attributes_file is not None:
+        run = load(run_dir)
+        data = with_attribute_file(run_data(run, data_dir), attributes_file)
+    result = evaluate_run(run, split=split, mask_seen=mask_seen, ks=k, max_len=max_len,
+                          attributes=list(attribute or []), data_dir=data_dir, data=data)
     if as_json:
         print(dumps_json({"metrics": result.metrics, "protocol": result.protocol}, str(run_dir), 1))
         return

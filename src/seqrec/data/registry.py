@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seqrec.data.catalog import HEAD, MID, TAIL, ItemCatalog, item_counts, popularity_labels
-from seqrec.data.config import DataConfig, SplitName
+from seqrec.data.config import FRAME_FORMAT, DataConfig, SplitName
+from seqrec.data.filters import Filtered, apply_filters
 from seqrec.data.interactions import Interactions
 from seqrec.data.readers import (
     RawDataset,
@@ -129,7 +131,8 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
 def get_spec(name: str) -> DatasetSpec:
     """The registry entry for `name`; an unknown name raises `DataError` listing the valid ones."""
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; valid names: {suggest(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; valid names: {suggest(DATASETS)}; for your own data set "
+                        f"data.path, or name it in datasets.yaml in the data root (seqrec data list shows yours)")
     return DATASETS[name]
 
 
@@ -141,33 +144,68 @@ def load_raw(name: str, data_dir: str | Path | None = None, synthetic: Synthetic
 
 
 def load(cfg: DataConfig) -> SplitData:
-    """Load `cfg.name`, apply the k-core filter if asked, and split by `cfg.split`."""
+    """Load `cfg.path` (the user's file or folder) or the named dataset `cfg.name`, apply the filters, split.
+
+    The result's `source` is the resolved config: for a path, absolute, with the format and columns found.
+    """
+    cfg = resolve_name(cfg)  # a user dataset name (datasets.yaml) -> its path and settings
+    if cfg.format == FRAME_FORMAT:
+        raise DataError(f"dataset {cfg.name!r} was built from a DataFrame and cannot be read again from its "
+                        "config; pass the frame to seqrec.datasets.from_frame, or save it and set data.path")
+    if cfg.path is not None:
+        source = sources_module().read_path(cfg)
+        return split(source.raw, source.config, source.where, source.filtered)
     spec = get_spec(cfg.name)
-    raw = _read(spec, cfg.data_dir, cfg.synthetic)
+    raw, filtered = apply_filters(_read(spec, cfg.data_dir, cfg.synthetic), cfg, f"dataset {cfg.name!r}")
+    resolved = dataclasses.replace(cfg, data_dir=None if spec.folder is None else str(data_root(cfg.data_dir)))
+    return split(raw, resolved, filtered=filtered)
+
+
+def split(raw: RawDataset, cfg: DataConfig, where: str | None = None, filtered: Filtered | None = None
+          ) -> SplitData:
+    """Apply the k-core filter if asked and split `raw` by `cfg.split`; `cfg` becomes the result's `source`."""
+    what = where or f"dataset {cfg.name!r}"
     shares = dict(head_share=cfg.head_share, tail_share=cfg.tail_share)
-    filtered = cfg.min_user_interactions > 0 or cfg.min_item_interactions > 0
+    kcore_on = cfg.min_user_interactions > 0 or cfg.min_item_interactions > 0
     if cfg.split == "predefined":
         if not raw.has_predefined_split:
             shipped = [s.name for s in DATASETS.values() if s.default_split == "predefined"]
-            raise DataError(f"dataset {cfg.name!r} ships no predefined split; use split: loo or temporal "
-                            f"(datasets with one: {suggest(shipped)})")
-        if filtered:
-            raise DataError(f"dataset {cfg.name!r}: k-core filtering would change the shipped split; set "
+            raise DataError(f"{what} ships no predefined split; use split: loo or temporal "
+                            f"(datasets with one: {suggest(shipped)}; formats with one: rechorus, amazon2023)")
+        if kcore_on:
+            raise DataError(f"{what}: k-core filtering would change the shipped split; set "
                             "min_user_interactions and min_item_interactions to 0, or use split: loo")
         masks = (raw.valid_rows, raw.test_rows)
-        return predefined_split(raw.interactions, raw.catalog, *masks, cfg.name, **shares)
-    inter, catalog = raw.interactions, raw.catalog
-    if filtered:
-        inter, catalog = kcore(inter, cfg.min_user_interactions, cfg.min_item_interactions, catalog)
-    if cfg.split == "temporal":
-        return temporal_split(inter, catalog, cfg.name, cfg.valid_share, cfg.test_share, **shares)
-    if cfg.split == "temporal_users":
-        return temporal_users_split(inter, catalog, cfg.name, cfg.valid_share, cfg.test_share, **shares)
-    return leave_one_out(inter, catalog, cfg.name, **shares)
+        data = predefined_split(raw.interactions, raw.catalog, *masks, cfg.name, **shares)
+    else:
+        inter, catalog = raw.interactions, raw.catalog
+        if kcore_on:
+            inter, catalog = _kcore(inter, catalog, cfg, what, filtered)
+        if cfg.split == "temporal":
+            data = temporal_split(inter, catalog, cfg.name, cfg.valid_share, cfg.test_share, **shares)
+        elif cfg.split == "temporal_users":
+            data = temporal_users_split(inter, catalog, cfg.name, cfg.valid_share, cfg.test_share, **shares)
+        else:
+            data = leave_one_out(inter, catalog, cfg.name, **shares)
+    data.source = cfg
+    return data
 
 
-def list_datasets(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every named dataset with its folder, whether its files are present and its published counts."""
+def _kcore(inter: Interactions, catalog: ItemCatalog, cfg: DataConfig, what: str, filtered: Filtered | None
+           ) -> tuple[Interactions, ItemCatalog]:
+    try:
+        inter_k, catalog_k = kcore(inter, cfg.min_user_interactions, cfg.min_item_interactions, catalog)
+    except DataError:
+        before = f"{filtered.describe()}; " if filtered is not None else ""
+        raise DataError(f"{what}: no interactions left after filtering ({before}k-core "
+                        f"{cfg.min_user_interactions}/{cfg.min_item_interactions} removed the remaining "
+                        f"{len(inter)}); lower data.min_user_interactions / data.min_item_interactions") from None
+    return inter_k, catalog_k if catalog_k is not None else catalog
+
+
+def list_datasets(data_dir: str | Path | None = None, datasets: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every named dataset with its folder, whether its files are present and its published counts; then the
+    user datasets of `datasets` (default: $SEQREC_DATASETS, else datasets.yaml in the data root)."""
     root = data_root(data_dir)
     out = []
     for spec in DATASETS.values():
@@ -179,21 +217,35 @@ def list_datasets(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
             "default_split": spec.default_split,
             **dict(zip(COUNT_KEYS, spec.counts or (None, None, None), strict=True)),
         })
-    return out
+    return out + user_dataset_rows(data_dir, datasets)
 
 
-def dataset_info(name: str, data_dir: str | Path | None = None, synthetic: SyntheticConfig | None = None,
-                 head_share: float = 0.2, tail_share: float = 0.8) -> dict[str, Any]:
-    """Load a dataset and describe it: sizes, sequence lengths, metadata, head/mid/tail items (all rows)."""
-    spec = get_spec(name)
-    raw = _read(spec, data_dir, synthetic)
+def dataset_info(source: str | DataConfig, data_dir: str | Path | None = None,
+                 synthetic: SyntheticConfig | None = None, head_share: float = 0.2, tail_share: float = 0.8,
+                 datasets: str | Path | None = None) -> dict[str, Any]:
+    """Load a dataset and describe it: sizes, sequence lengths, metadata, head/mid/tail items (all rows).
+
+    `source`: a built-in or user dataset name, or a `DataConfig` (e.g. `DataConfig(path="clicks.csv")`).
+    """
+    if isinstance(source, str):
+        extra = {} if synthetic is None else {"synthetic": synthetic}
+        source = DataConfig(name=source, data_dir=None if data_dir is None else str(data_dir), **extra)
+    cfg = resolve_name(source, datasets)
+    raw, description, where = _read_source(cfg)
+    if source.path is None and cfg.path is not None:  # a user dataset: its own description first
+        from seqrec.data.user_datasets import find
+
+        entry = find(cfg.name, cfg.data_dir, datasets)
+        description = f"{entry.description} ({description})" if entry and entry.description else description
     inter, catalog = raw.interactions, raw.catalog
     lengths = inter.sequences().lengths
     labels = popularity_labels(item_counts(inter.items, inter.num_items), head_share, tail_share)[1:]
     titled = sum(1 for t in catalog.titles[1:] if t) if catalog.titles else 0
+    spec = DATASETS.get(cfg.name) if cfg.path is None else None
     return {
-        "name": name,
-        "folder": None if spec.folder is None else str(data_root(data_dir) / spec.folder),
+        "name": cfg.name,
+        "description": description,
+        "folder": where,
         "users": inter.num_users,
         "items": inter.num_items,
         "interactions": len(inter),
@@ -209,11 +261,58 @@ def dataset_info(name: str, data_dir: str | Path | None = None, synthetic: Synth
         "head_items": int((labels == HEAD).sum()),
         "mid_items": int((labels == MID).sum()),
         "tail_items": int((labels == TAIL).sum()),
-        "published": None if spec.counts is None else dict(zip(COUNT_KEYS, spec.counts, strict=True)),
+        "published": None if spec is None or spec.counts is None else dict(zip(COUNT_KEYS, spec.counts, strict=True)),
     }
 
 
+# ---------------------------------------------------------------- your own dataset names (datasets.yaml)
+
+
+def resolve_name(cfg: DataConfig, datasets: str | Path | None = None) -> DataConfig:
+    """`cfg` completed from its entry when `cfg.name` is a user dataset (`seqrec.data.user_datasets`)."""
+    from seqrec.data.user_datasets import resolve
+
+    return resolve(cfg, datasets)
+
+
+def user_dataset_rows(data_dir: str | Path | None = None, datasets: str | Path | None = None
+                      ) -> list[dict[str, Any]]:
+    """`list_datasets` rows of the user datasets, marked `user_dataset: True`."""
+    from seqrec.data.user_datasets import describe, user_datasets
+
+    return [describe(entry) for entry in user_datasets(data_dir, datasets)]
+
+
+def load_raw_source(cfg: DataConfig, datasets: str | Path | None = None) -> tuple[Interactions, ItemCatalog]:
+    """All interactions and the item catalog of any source (a name, a user dataset, a path), before k-core
+    filtering and splitting (a path's `min_rating` and `duplicates` filters apply)."""
+    raw, _, _ = _read_source(resolve_name(cfg, datasets))
+    return raw.interactions, raw.catalog
+
+
+def _read_source(cfg: DataConfig) -> tuple[RawDataset, str, str | None]:
+    """The raw dataset of a resolved config, a description of it and where it was read from."""
+    if cfg.path is not None:
+        source = sources_module().read_path(cfg)
+        return source.raw, f"{source.config.format} data read from {cfg.path}", str(cfg.path)
+    spec = get_spec(cfg.name)
+    where = None if spec.folder is None else str(data_root(cfg.data_dir) / spec.folder)
+    return _read(spec, cfg.data_dir, cfg.synthetic), spec.description, where
+
+
 # ---------------------------------------------------------------- internals
+
+
+def sources_module() -> Any:
+    """The reader of users' own files; it needs pyarrow (the `data` extra)."""
+    try:
+        from seqrec.data import sources
+    except ImportError as exc:
+        if "pyarrow" not in str(exc):
+            raise
+        raise DataError("reading data.path needs pyarrow: pip install 'seqrec[data]' (or pip install pyarrow)"
+                        ) from None
+    return sources
 
 
 def _missing(spec: DatasetSpec, root: Path) -> list[Path]:
