@@ -73,3 +73,35 @@ def test_a_misnamed_column_is_one_error_line(tmp_path: Path, monkeypatch, capsys
     assert_cli_error(argv, "data.columns.item names column 'product', which is not there; columns found: visitor, "
                      "sku, when, stars", monkeypatch, capsys)
     assert not (tmp_path / "runs" / "shop").exists()
+
+
+def test_csv_run_goes_through_sae_probe_and_steer(tmp_path: Path) -> None:
+    """Every later stage re-reads the run's own file: SAE training, the popularity probe, steering."""
+    clicks = write_clicks(tmp_path / "clicks.csv", users=60, items=30)
+    data = {"path": str(clicks), "columns": {"user": "visitor", "item": "sku", "timestamp": "when"}}
+    out = tmp_path / "runs"
+    trained = runner.invoke(cli.app, ["train", str(experiment(tmp_path, data)), "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    small = ["--set", "k=4", "--set", "scale=4", "--set", "epochs=2", "--set", "max_vectors=500",
+             "--set", "valid_vectors=50"]
+    sae = runner.invoke(cli.app, ["sae", "train", str(out / "shop"), *small])
+    assert sae.exit_code == 0, sae.output
+    sae_run = out / "shop" / "sae-popsteer"
+    probed = runner.invoke(cli.app, ["sae", "probe", str(sae_run), "--profiles", "64"])
+    assert probed.exit_code == 0, probed.output
+    steered = runner.invoke(cli.app, ["steer", str(sae_run), "--alpha", "1"])
+    assert steered.exit_code == 0, steered.output
+    assert "NDCG" in steered.output
+
+
+def test_a_dataframe_run_saved_from_python_is_evaluated_from_the_cli(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    clicks = pd.read_csv(write_clicks(tmp_path / "clicks.csv"))
+    data = seqrec.datasets.from_frame(clicks, columns={"user": "visitor", "item": "sku", "timestamp": "when"})
+    model = seqrec.SASRecConfig(max_len=8, hidden=16, blocks=1)
+    run = seqrec.train(model, data, seqrec.TrainConfig(epochs=1, batch_size=16, device="cpu"), progress=False)
+    run.save(tmp_path / "frame-run")
+    evaluated = runner.invoke(cli.app, ["evaluate", str(tmp_path / "frame-run"), "--json"])
+    assert "built in memory" in str(evaluated.exception)  # a frame cannot be re-read: say so, never guess
+    again = seqrec.api.evaluate_run(seqrec.load(tmp_path / "frame-run"), data=data)
+    assert again.metrics["HR@10"] == pytest.approx(run.metrics["test"]["HR@10"])

@@ -23,6 +23,7 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("user", "item")
 MS_THRESHOLD = 1e11  # auto: numbers this large are milliseconds (1e11 s is the year 5138, 1e11 ms is 1973)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+CANONICAL_INT = r"^(0|-?[1-9][0-9]{0,17})$"  # integers written the plain way that fit in int64 (up to 18 digits)
 
 
 def resolve_columns(names: Sequence[str], mapping: Mapping[str, str], where: str,
@@ -81,7 +82,7 @@ def ids(values: pa.ChunkedArray, where: str, column: str, arrow_strings: bool = 
     if pa.types.is_uint64(kind) and len(values) and pc.max(values).as_py() >= 2**63:
         values, kind = values.cast(pa.string()), pa.string()  # beyond int64: kept as written
     if pa.types.is_integer(kind):
-        return values.to_numpy().astype(np.int64)
+        return values.to_numpy().astype(np.int64, copy=False)
     if pa.types.is_floating(kind):
         numbers = values.to_numpy()
         with np.errstate(invalid="ignore"):
@@ -92,17 +93,23 @@ def ids(values: pa.ChunkedArray, where: str, column: str, arrow_strings: bool = 
         return numbers.astype(np.int64)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise DataError(f"{where}: column {column!r} holds {kind}; ids must be integers or strings")
+    if pc.all(pc.match_substring_regex(values, CANONICAL_INT)).as_py():  # the common case: one pass, no copies
+        return _int64(pc.cast(values, pa.int64()))
     text = pc.utf8_trim_whitespace(values)
     empty = np.flatnonzero(pc.equal(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False))
     if len(empty):
         raise row_error(where, int(empty[0]), column, "empty id; fill it in or delete the row")
-    try:
-        ints = pc.cast(text, pa.int64())
-        if pc.all(pc.equal(pc.cast(ints, pa.string()), text)).as_py():  # "007", "+7" stay strings
-            return ints.to_numpy().astype(np.int64)
-    except pa.ArrowException:
-        pass
+    if pc.all(pc.match_substring_regex(text, CANONICAL_INT)).as_py():  # "007", "+7" stay strings
+        return _int64(pc.cast(text, pa.int64()))
     return text if arrow_strings else text.to_numpy(zero_copy_only=False).astype(str)
+
+
+def _int64(values: pa.ChunkedArray) -> np.ndarray:
+    """An int64 Arrow column as one NumPy array, returning Arrow's buffers to the system."""
+    out = values.to_numpy().astype(np.int64, copy=False)
+    del values
+    pa.default_memory_pool().release_unused()
+    return out
 
 
 def numbers(values: pa.ChunkedArray, where: str, column: str) -> np.ndarray:
