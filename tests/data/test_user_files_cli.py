@@ -105,3 +105,11 @@ def test_a_dataframe_run_saved_from_python_is_evaluated_from_the_cli(tmp_path: P
     assert "built in memory" in str(evaluated.exception)  # a frame cannot be re-read: say so, never guess
     again = seqrec.api.evaluate_run(seqrec.load(tmp_path / "frame-run"), data=data)
     assert again.metrics["HR@10"] == pytest.approx(run.metrics["test"]["HR@10"])
+    from seqrec.evaluation.evaluate import evaluate
+    from seqrec.steering import SAEConfig, popsteer, probe, train_sae
+
+    sae_config = SAEConfig(k=4, scale=4, epochs=2, max_vectors=500, valid_vectors=50)
+    sae_run = train_sae(seqrec.load(tmp_path / "frame-run"), sae_config, data=data, progress=False)
+    stats, _ = probe(sae_run, data=data, profiles=64)
+    steered = popsteer(sae_run, alpha=1.0, data=data, stats=stats)
+    assert 0.0 <= evaluate(steered, data.test, ks=(10,))["NDCG@10"] <= 1.0
