@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -107,8 +108,17 @@ def _print_sweep(console: Console, rows: list[dict], title: str) -> None:
     console.print(table)
 
 
+SHORT = {"coverage@10": "cov.", "deep_lt_coverage@10": "deep-LT", "gini@10": "Gini"}
+
+
 def _print_table(console: Console, results: dict[str, dict[str, float]], runs: dict) -> None:
-    table = Table("model", *COLUMNS, "epochs", "train s", title="test split (synthetic)")
+    """A row per model, short headers so the table fits 80 columns."""
+    headers = (SHORT.get(c, c.removesuffix("@10")) for c in COLUMNS)
+    table = Table("model", *headers, "ep.", "s", title="test split (synthetic), all at k=10", box=box.SIMPLE_HEAD,
+                  padding=(0, 1, 0, 0),
+                  caption="cov.: catalogue coverage · deep-LT: deep-long-tail coverage · ep.: epochs · s: training "
+                          "seconds")
+    table.columns[0].no_wrap, table.columns[0].min_width = True, max(len(name) for name in results)
     for name, metrics in results.items():
         run = runs.get(name)
         extra = (str(run.metrics["epochs_run"]), f"{run.metrics['train_seconds']:.0f}") if run else ("-", "-")
