@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from seqrec.errors import ConfigError, suggest
+from seqrec.errors import ConfigError, SeqrecError, suggest
 
 T = TypeVar("T")
 
@@ -125,17 +125,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def parse_yaml_file(path: Path, error: type[SeqrecError] = ConfigError) -> Any:
+    """The YAML document in `path` (a UTF-8 BOM allowed); invalid YAML or an unreadable file is `error` with
+    file and line."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise error(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot be read ({exc}); check the file") from None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with file-and-line errors."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = parse_yaml_file(path)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from seqrec.config import from_dict, to_dict
+from seqrec.config import from_dict, parse_yaml_file, to_dict
 from seqrec.data.config import DataConfig
 from seqrec.errors import ConfigError, DataError, suggest
 
@@ -72,14 +70,7 @@ def read_datasets(path: str | Path) -> dict[str, UserDataset]:
     from seqrec.data.registry import DATASETS
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise DataError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot be read ({exc}); check the file") from None
+    data = parse_yaml_file(path, DataError)
     if data is None:
         return {}
     if not isinstance(data, dict):

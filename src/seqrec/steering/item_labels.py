@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from seqrec.config import parse_yaml_file
 from seqrec.data.catalog import ItemCatalog
 from seqrec.errors import DataError
 from seqrec.steering.attributes import Embedder, keyword_labels, zero_shot_labels
@@ -58,12 +57,7 @@ def _read_mapping(path: str | Path, expected: str) -> dict[str, object]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise DataError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = parse_yaml_file(path, DataError)
     if not isinstance(data, dict) or not data:
         raise DataError(f"{path}: expected a mapping of {expected}")
     bad = next((k for k in data if not isinstance(k, str) or not k.strip()), None)
