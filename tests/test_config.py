@@ -168,3 +168,10 @@ def test_read_yaml_other_errors(tmp_path: Path) -> None:
         read_yaml(tmp_path / "list.yaml")
     (tmp_path / "empty.yaml").write_text("")
     assert read_yaml(tmp_path / "empty.yaml") == {}
+
+
+def test_flatten_gives_the_dotted_keys_of_set() -> None:
+    from seqrec.config import flatten
+
+    assert flatten({"train": {"lr": 0.1, "loggers": []}, "data": {"columns": {}}, "name": "x"}) == {
+        "train.lr": 0.1, "train.loggers": [], "data.columns": {}, "name": "x"}

@@ -109,6 +109,18 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return plain(obj)
 
 
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys (the keys `--set` takes): {"train": {"lr": 0.001}} -> {"train.lr": 0.001}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out |= flatten(value, f"{dotted}.")
+        else:
+            out[dotted] = value
+    return out
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=value` overrides (values parsed as YAML) to a nested dict, in place."""
     for item in overrides:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seqrec.config import flatten
 from seqrec.errors import RunError
 from seqrec.report.output import write_new_bytes
 from seqrec.report.plots import has_curve, learning_curve_png
@@ -71,17 +72,6 @@ def unique_labels(paths: Sequence[Path]) -> list[str]:
                   for p, label in zip(resolved, labels, strict=True)]
     return [f"{label} ({n})" if labels.count(label) > 1 else label for n, label in enumerate(labels, start=1)]
 
-
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys: {"train": {"lr": 0.001}} -> {"train.lr": 0.001}."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out |= flatten(value, f"{dotted}.")
-        else:
-            out[dotted] = value
-    return out
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:

@@ -14,7 +14,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from seqrec.report.compare import MISSING, Comparison, compare_runs, flatten
+from seqrec.config import flatten
+from seqrec.report.compare import MISSING, Comparison, compare_runs
 from seqrec.report.output import write_new_text
 
 STYLE = """

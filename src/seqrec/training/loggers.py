@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from seqrec.config import flatten as dotted_keys
 from seqrec.errors import ConfigError, suggest
 from seqrec.files import dumps_json, write_text_atomically
 from seqrec.training.loop import Callback, Loop, Record
@@ -117,12 +118,6 @@ def build_loggers(names: list[str], folder: Path, config: Mapping[str, Any]) -> 
     return [JsonlLogger(folder), *(LOGGERS[name][1](folder, params) for name in names)]
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"train": {"lr": 0.001}} -> {"train.lr": 0.001}; lists as JSON."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            out |= flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list | tuple) else value
-    return out
+def flatten(config: Mapping[str, Any]) -> dict[str, Any]:
+    """{"train": {"lr": 0.001}} -> {"train.lr": 0.001}; lists as JSON (logger parameters are scalars)."""
+    return {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in dotted_keys(config).items()}
