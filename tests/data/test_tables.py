@@ -303,3 +303,15 @@ def test_nothing_is_written(tmp_path):
         load(DataConfig(path=str(path), min_rating=99))
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert path.read_bytes() == content
+
+
+def test_only_plainly_written_integers_become_integer_ids():
+    import numpy as np
+    import pyarrow as pa
+
+    from seqrec.data.tables import ids
+
+    plain = ids(pa.chunked_array([["0", "7", "-12", " 8 "]]), "f", "user")
+    assert plain.dtype == np.int64 and plain.tolist() == [0, 7, -12, 8]  # trimmed text still counts
+    kept = ids(pa.chunked_array([["0", "-0", "007"]]), "f", "user")
+    assert [str(v) for v in kept] == ["0", "-0", "007"]  # "-0" and "007" are other ids than 0 and 7
