@@ -5,7 +5,7 @@ SHARED_DATA := $(abspath ../shared/data)
 # Real datasets: $SEQREC_DATA if set, else ../shared/data when it exists (real-data tests skip otherwise).
 export SEQREC_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install demo test bench gpu-check lint format clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install
 # The benchmark suite (hours on a CPU): speed vs RecTools, large-catalogue memory, accuracy runs.
 bench: install
 	$(VENV)/bin/python benchmarks/suite.py --budget $(or $(BUDGET),900)
+
+# Everything GPU-dependent, in minutes on one GPU (says so and exits where there is none).
+gpu-check: install
+	$(VENV)/bin/python benchmarks/gpu_check.py --out bench-results/gpu
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
