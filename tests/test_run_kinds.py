@@ -3,6 +3,8 @@ with and without the `kind` field older code did not write."""
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,10 +25,12 @@ from seqrec.experiment import ExperimentConfig
 from seqrec.llm.stage_runs import STAGES, save_stage
 from seqrec.retrieval.config import RetrievalConfig
 from seqrec.run_folders import read_records
-from seqrec.run_kinds import KIND_KEY, RUN_KINDS, find_kind, register_kind
+from seqrec.run_kinds import KIND_KEY, RUN_KINDS, find_kind, recommends, register_kind
 from seqrec.runs import Run, load_run, save_run
+from seqrec.steering.popsteer import NeuronStats
 from seqrec.steering.sae import SAEConfig, TopKSAE
 from seqrec.steering.sae_run import SAERun, save_sae_run
+from seqrec.steering.steered_run import SteerConfig, SteeredRun, save_steered_run
 from seqrec.steering.tuned_run import TunedRun, save_tuned_run
 from seqrec.steering.tuning import LatentController, TuneConfig
 
@@ -141,6 +145,7 @@ def _retrieval(base: Run, folder: Path) -> Path:
     model.use_knowledge(rng.normal(size=(n, hidden)).astype(np.float32), rng.integers(1, items + 1, n),
                         rng.integers(0, 5, n), rng.integers(1, 6, n))
     run = _variant(base, retrieval=config)
+    run.recommender = copy.copy(base.recommender)  # the shared base run keeps its own model
     run.recommender.model = model.eval()
     return save_run(run, folder)
 
@@ -163,6 +168,16 @@ def _tuned(base: Run, folder: Path) -> Path:
     return save_tuned_run(run, sae_run.path / "tuned")  # type: ignore[operator]
 
 
+def _steered(base: Run, folder: Path) -> Path:
+    sae_run = _sae_run(base)
+    save_sae_run(sae_run, base.path / f"sae-for-{folder.name}")  # type: ignore[operator]
+    rng = np.random.default_rng(0)
+    h = sae_run.sae.latents
+    stats = NeuronStats(rng.normal(size=h), rng.uniform(0.5, 1, h), rng.normal(size=h), rng.uniform(0.5, 1, h), 16)
+    run = SteeredRun(SteerConfig(alpha=1.0, neurons=8), stats, sae_run, {"test": {"NDCG@10": 0.1}})
+    return save_steered_run(run, sae_run.path / "steered")  # type: ignore[operator]
+
+
 def _stage(stage: str) -> Callable[[Run, Path], Path]:
     def save(base: Run, folder: Path) -> Path:
         return save_stage(folder, stage, {"data": "synthetic", "seed": 1}, {"mae": 0.7},
@@ -175,6 +190,7 @@ BUILT_IN: dict[str, Callable[[Run, Path], Path]] = {
     "distilled": _distilled,
     "retrieval": _retrieval,
     "sae": _sae,
+    "steered": _steered,
     "tuned": _tuned,
     **{f"llm-{stage}": _stage(stage) for stage in STAGES},
 }
@@ -196,7 +212,7 @@ def test_every_built_in_kind_round_trips(kind: str, base_run: Run, tmp_path: Pat
     write_yaml(meta, settings)
     older = load_run(path)
     assert find_kind(path).name == kind and older.kind == kind and older.metrics == first.metrics
-    if hasattr(first, "recommender") and not callable(first.recommender):
+    if recommends(RUN_KINDS[kind]):
         items = torch.from_numpy(np.array([[0, 1, 2, 3], [2, 3, 4, 5]]))
         with torch.no_grad():
             assert torch.equal(first.recommender.model.score(items), older.recommender.model.score(items))
@@ -213,8 +229,27 @@ def test_the_run_name_starts_with_the_kind_label() -> None:
     assert ExperimentConfig().run_name.startswith("sasrec-")
 
 
-def test_seqrec_load_wants_a_trained_model(base_run: Run, tmp_path: Path) -> None:
-    path = _sae(base_run, tmp_path / "sae-for-load")
-    with pytest.raises(RunError, match="is a sae run, not a trained model run"):
+def test_seqrec_load_restores_every_kind_that_recommends(base_run: Run, tmp_path: Path) -> None:
+    recommending = sorted(name for name in BUILT_IN if recommends(RUN_KINDS[name]))
+    assert recommending == ["base", "distilled", "retrieval", "sae", "steered", "tuned"]
+    for kind in recommending:
+        if kind == "retrieval" and importlib.util.find_spec("faiss") is None:
+            continue
+        loaded = seqrec.load(BUILT_IN[kind](base_run, tmp_path / f"load-{kind}"))
+        assert loaded.kind == kind and loaded.model_run.kind in ("base", "distilled", "retrieval")
+        assert loaded.recommender.item_map == base_run.recommender.item_map
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_seqrec_load_refuses_a_kind_that_does_not_recommend(stage: str, base_run: Run, tmp_path: Path) -> None:
+    path = _stage(stage)(base_run, tmp_path / f"stage-{stage}")
+    with pytest.raises(RunError, match=rf"is a run of kind llm-{stage}, which does not recommend items; pass a run "
+                                       r"that does \(kinds: base, distilled, retrieval, sae, steered, tuned\)"):
         seqrec.load(path)
-    assert seqrec.load(base_run.path).kind == "base"  # type: ignore[arg-type]
+    assert load_run(path).kind == f"llm-{stage}"
+
+
+def test_a_kind_that_does_not_say_does_not_recommend(toy: ToyKind, tmp_path: Path) -> None:
+    path = save_run(ToyRun("quiet"), tmp_path / "toy")
+    with pytest.raises(RunError, match="kind toy, which does not recommend items"):
+        seqrec.load(path)

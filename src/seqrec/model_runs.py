@@ -69,6 +69,16 @@ class Run:
     def model(self) -> SequentialEncoder:
         return self.recommender.model
 
+    @property
+    def model_run(self) -> Run:
+        """The trained-model run underneath: this one (its data source, fingerprint and protocol)."""
+        return self
+
+    @property
+    def steering(self) -> dict[str, Any]:
+        """The per-request steering this run offers: none (a trained model is served as it is)."""
+        return {}
+
     def save(self, path: str | Path) -> Path:
         """Write this run to the new folder `path` (never an existing one), e.g. a run trained in Python, so that
         `seqrec evaluate PATH` and every later stage can read it; returns the folder."""
@@ -90,6 +100,7 @@ class BaseKind:
     settings_file = CONFIG
     extends: str | None = None
     label = ""
+    recommends = True
 
     def recognise(self, path: Path) -> bool:
         return (path / WEIGHTS).is_file() or isinstance(yaml_mapping(path / CONFIG).get("model"), dict)

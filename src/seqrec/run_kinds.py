@@ -2,10 +2,14 @@
 
 A kind registers itself when its module is imported; `seqrec.runs` imports every built-in one: `base`
 (`seqrec.model_runs`; DuoRec is a plain model run), `distilled` (`seqrec.distill.run_kind`), `retrieval`
-(`seqrec.retrieval.run_kind`), `sae` and `tuned` (`seqrec.steering.sae_run`, `seqrec.steering.tuned_run`) and one per
-LLM stage, `llm-sketch`, `llm-grpo`, `llm-align`, `llm-evaluate` (`seqrec.llm.stage_runs`); a `steered` kind can
-join them the same way. A saved run names its kind in the `kind` field of its settings file (config.yaml, sae.yaml,
+(`seqrec.retrieval.run_kind`), `sae`, `steered` and `tuned` (`seqrec.steering.sae_run`, `seqrec.steering.steered_run`,
+`seqrec.steering.tuned_run`) and one per LLM stage, `llm-sketch`, `llm-grpo`, `llm-align`, `llm-evaluate`
+(`seqrec.llm.stage_runs`). A saved run names its kind in the `kind` field of its settings file (config.yaml, sae.yaml,
 ...); folders written before that field existed are recognised by their files.
+
+A kind that `recommends` loads into a run with `recommender`, `steering` and `model_run` (the protocol
+`seqrec.steering.controls.RecommendingRun`); `load_recommending` loads only those, for `seqrec.load`, evaluation and
+serving.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class RunKind(Protocol):
     settings_file: str  # the YAML file with the run's settings and its kind, e.g. config.yaml
     extends: str | None  # the kind whose files this kind adds to; it wins where both recognise a folder
     label: str  # how default run names start ("" = the model's name)
+    recommends: bool  # whether its runs load into a RecommendingRun (recommender, steering, model_run)
 
     def recognise(self, path: Path) -> bool:
         """Whether `path`, a folder whose settings name no kind (written by older code), holds a run of this kind."""
@@ -120,6 +125,25 @@ def load_any(path: str | Path, device: str = "cpu", **options: Any) -> Any:
     if not path.is_dir():
         raise RunError(f"run directory not found: {path}")
     return find_kind(path).load(path, device=device, **options)
+
+
+def recommends(kind: RunKind) -> bool:
+    """Whether runs of `kind` recommend items (kinds that do not say, e.g. plug-ins written earlier, do not)."""
+    return bool(getattr(kind, "recommends", False))
+
+
+def load_recommending(path: str | Path, device: str = "cpu", **options: Any) -> Any:
+    """Restore the run at `path` when its kind recommends (a `RecommendingRun`); any other kind is a `RunError`
+    that names it and the kinds that do."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"run directory not found: {path}")
+    kind = find_kind(path)
+    if not recommends(kind):
+        serving = ", ".join(sorted(name for name, k in RUN_KINDS.items() if recommends(k)))
+        raise RunError(f"{path} is a run of kind {kind.name}, which does not recommend items; pass a run that does "
+                       f"(kinds: {serving}), or read this one with seqrec.runs.load_run")
+    return kind.load(path, device=device, **options)
 
 
 def is_kind_of(name: str, ancestor: str) -> bool:

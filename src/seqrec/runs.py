@@ -15,6 +15,7 @@ import seqrec.distill.run_kind
 import seqrec.llm.stage_runs
 import seqrec.retrieval.run_kind
 import seqrec.steering.sae_run
+import seqrec.steering.steered_run
 import seqrec.steering.tuned_run  # noqa: F401 - every built-in kind registers itself on import
 from seqrec.model_runs import (
     CATALOG,
@@ -46,13 +47,14 @@ from seqrec.run_folders import (
     write_atomically,
     write_records,
 )
-from seqrec.run_kinds import SavedRun, load_any, write_run
+from seqrec.run_kinds import SavedRun, load_any, load_recommending, write_run
 
 __all__ = [
     "CATALOG", "CLAIM_MARK", "CONFIG", "HISTORIES", "HISTORY", "ID_MAPS", "METRICS", "REQUIRED", "WEIGHTS", "Run",
     "check_output_dir", "check_run_name", "claim_mark", "claimed_run_dir", "clean_leftovers", "cpu_state",
-    "is_claimed", "load_run", "process_alive", "read_records", "read_run_config", "release_claim", "resume_hint",
-    "run_status", "save_run", "unique_run_dir", "write_atomically", "write_records", "write_run_files",
+    "is_claimed", "load_recommending", "load_run", "process_alive", "read_records", "read_run_config",
+    "release_claim", "resume_hint", "run_status", "save_run", "unique_run_dir", "write_atomically", "write_records",
+    "write_run_files",
 ]
 
 

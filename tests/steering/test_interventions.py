@@ -182,7 +182,7 @@ def test_bad_latents_and_stages_are_config_errors(tiny_data: SplitData) -> None:
 def test_a_new_intervention_works_end_to_end(sae_run: SAERun, steer_data: SplitData) -> None:
     sae = sae_run.sae
     clamp = build_intervention("clamp", latents=torch.arange(sae.latents), ceiling=0.5)
-    recommender = sae_run.recommender("delta", clamp)
+    recommender = sae_run.steered("delta", clamp)
     model = sae_run.base.model
     items = torch.from_numpy(steer_data.test.histories.padded(model.max_len))
     with torch.no_grad():

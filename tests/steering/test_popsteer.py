@@ -77,7 +77,7 @@ def test_probe_finds_popularity_neurons_and_steering_raises_the_tail_share(sae_r
     labels = steer_data.item_stats.labels
 
     def tail_share(alpha: float) -> float:
-        rec = sae_run.recommender("recon", PopularitySteering(stats, alpha))
+        rec = sae_run.steered("recon", PopularitySteering(stats, alpha))
         with torch.no_grad():
             scores = rec.score(torch.from_numpy(steer_data.test.histories.padded(20)))
         return float((labels[scores.topk(10).indices.numpy()] == TAIL).mean())

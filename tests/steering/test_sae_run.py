@@ -31,7 +31,7 @@ def test_save_load_gives_the_same_scores(sae_run: SAERun, steer_data: SplitData)
     assert len(loaded.history) == len(sae_run.history)
     items = torch.from_numpy(steer_data.test.histories.padded(20))
     with torch.no_grad():
-        assert torch.equal(loaded.recommender().score(items), sae_run.recommender().score(items))
+        assert torch.equal(loaded.recommender.score(items), sae_run.recommender.score(items))
         steered = popsteer(loaded, alpha=1.5, data=steer_data)
         again = popsteer(sae_run.path, alpha=1.5)  # type: ignore[arg-type]  # by path, probe read from disk
         assert torch.equal(steered.score(items), again.score(items))
@@ -147,5 +147,5 @@ def test_base_run_behind_a_symbolic_link_loop(sae_copy: Path) -> None:
 
 def test_steered_recommenders_keep_the_runs_masking(sae_run: SAERun, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sae_run.base.recommender, "mask_seen", False)
-    assert sae_run.recommender().mask_seen is False
+    assert sae_run.recommender.mask_seen is False
     assert popsteer(sae_run, alpha=1.0).mask_seen is False

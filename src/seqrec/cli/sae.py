@@ -41,12 +41,13 @@ def sae_train(run_dir: Annotated[Path, run_argument("Run directory of the base m
               out: Annotated[Path | None, out_option("SAE run directory.", "RUN/sae-PRESET")] = None,
               data_dir: DataDir = None) -> None:
     """Train a TopK SAE on the frozen user vectors of RUN and report reconstruction quality."""
-    from seqrec.api import load, run_data
+    from seqrec.api import run_data
     from seqrec.config import apply_overrides, from_dict
+    from seqrec.model_runs import load_model_run
     from seqrec.steering import SAEConfig, train_sae
 
     config = from_dict(SAEConfig, apply_overrides({"preset": preset}, list(overrides or [])), "sae.")
-    run = load(run_dir)
+    run = load_model_run(run_dir)
     data = run_data(run, data_dir)
     if out is not None and out.exists():
         raise SeqrecError(f"{out} already exists; choose another --out (runs are never overwritten)")

@@ -37,20 +37,30 @@ def steer(sae_dir: Annotated[Path, run_argument("SAE run directory (from `seqrec
               "--mask-seen/--no-mask-seen", help="Mask items the user has seen.",
               show_default="as the run did")]
           = None,
+          save: Annotated[bool, typer.Option("--save", help="Save the setting (one --alpha) as a steered run "
+                                                            "inside the SAE run, for evaluate, recommend and serve.")]
+          = False,
           data_dir: DataDir = None) -> None:
-    """Steer popularity with an SAE run: settings against the base model, or a saved sweep over α with a plot."""
+    """Steer popularity with an SAE run: settings against the base model, a saved sweep over α with a plot, or
+    one setting saved as a steered run."""
     from seqrec.api import run_data
     from seqrec.runs import unique_run_dir
     from seqrec.steering import load_sae_run, probe
+    from seqrec.steering.pipeline import popsteer_run
     from seqrec.steering.popsteer import check_concept
     from seqrec.steering.sweep import DEFAULT_BETAS, best_fair_setting, popularity_sweep, write_sweep
 
     check_concept(concept)
     if split not in ("valid", "test"):
         raise SeqrecError(f"--split must be valid or test, got {split!r}")
+    if mode not in ("delta", "recon"):
+        raise SeqrecError(f"--mode must be delta or recon, got {mode!r}")
     alphas = list(alpha or [DEFAULT_ALPHA])
     if sweep and len(set(alphas)) < 2:
         raise SeqrecError("--sweep compares strengths: give at least two, e.g. --alpha 0 --alpha 1 --alpha 2")
+    if save and len(alphas) != 1:
+        raise SeqrecError(f"--save keeps one setting as a run; give one --alpha (got {len(alphas)}), or --sweep to "
+                          "save a table of several")
     beta_values = list(beta) if beta else list(DEFAULT_BETAS) if sweep else []
     sae_run = load_sae_run(sae_dir)
     data = run_data(sae_run.base, data_dir)
@@ -61,6 +71,12 @@ def steer(sae_dir: Annotated[Path, run_argument("SAE run directory (from `seqrec
         rows = popularity_sweep(sae_run, getattr(data, split), stats, alphas, beta_values, neurons, mode,  # type: ignore[arg-type]
                                 mask_seen)
     print_sweep(rows, title=f"{concept} steering, {split} split, seen items {'masked' if mask_seen else 'kept'}")
+    if save:
+        with interruptible():
+            steered = popsteer_run(sae_run, alphas[0], neurons, mode, split, mask_seen, data=data,  # type: ignore[arg-type]
+                                   stats=stats)
+        console.print(f"steered run saved to [bold]{steered.path}[/] (evaluate it with `seqrec evaluate "
+                      f"{steered.path}`)")
     if sweep:
         meta = {"concept": concept, "alphas": alphas, "betas": beta_values, "neurons": neurons, "mode": mode,
                 "split": split, "mask_seen": mask_seen}

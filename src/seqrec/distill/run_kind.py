@@ -17,6 +17,7 @@ class DistilledKind:
     settings_file = CONFIG
     extends: str | None = "base"
     label = ""
+    recommends = True
 
     def recognise(self, path: Path) -> bool:
         sections = yaml_mapping(path / CONFIG)

@@ -19,6 +19,7 @@ class RetrievalKind:
     settings_file = CONFIG
     extends: str | None = "base"
     label = "ftragrec"
+    recommends = True
 
     def recognise(self, path: Path) -> bool:
         return "retrieval" in yaml_mapping(path / CONFIG)

@@ -1,4 +1,5 @@
-"""The steering workflow on run directories: train an SAE on a run, probe a concept, build a steered recommender."""
+"""The steering workflow on run directories: train an SAE on a run, probe a concept, build a steered recommender
+or save a steered run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from seqrec.data.splits import SplitData
-from seqrec.errors import RunError
+from seqrec.errors import RunError, SeqrecError
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.model_runs import Run, load_model_run, run_data
 from seqrec.recommender import Recommender
@@ -28,6 +29,7 @@ from seqrec.steering.sae import SAEConfig
 from seqrec.steering.sae_run import SAERun, load_sae_run, save_sae_run
 from seqrec.steering.sae_training import evaluate_fvu, fit_sae
 from seqrec.steering.steered import ScoringMode
+from seqrec.steering.steered_run import SteerConfig, SteeredRun, save_steered_run, steered_run_name
 
 SUMMARY_METRICS = ("NDCG@10", "HR@10")
 DEFAULT_PROFILES = 8192  # synthetic profiles per polarity when nothing is cached or asked for
@@ -65,7 +67,7 @@ def train_sae(run: Run | str | Path, config: SAEConfig | None = None, data: Spli
     metrics: dict = {"train_fvu": train_fvu, "valid_fvu": valid_fvu, "dead_ratio": dead,
                      "train_vectors": len(train), "best_epoch": fit.best_epoch, "seconds": round(fit.seconds, 2)}
     for split in ("valid", "test"):
-        for name, scorer in (("base", run.recommender), ("sae", sae_run.recommender("recon"))):
+        for name, scorer in (("base", run.recommender), ("sae", sae_run.recommender)):
             result = evaluate(scorer, getattr(data, split), ks=(10,), metrics="accuracy", mask_seen=ec.mask_seen)
             metrics |= {f"{split}_{name}_{m}": result[m] for m in SUMMARY_METRICS}
     sae_run.metrics = metrics
@@ -128,4 +130,34 @@ def popsteer(sae_run: SAERun | str | Path, alpha: float = 1.5, neurons: int | No
         stats, _ = probe(sae_run, data)
     if len(stats.mean_pop) != sae_run.sae.latents:
         raise RunError(f"the probe has {len(stats.mean_pop)} neurons but the SAE has {sae_run.sae.latents}")
-    return sae_run.recommender(mode, PopularitySteering(stats, alpha, neurons))
+    return sae_run.steered(mode, PopularitySteering(stats, alpha, neurons))
+
+
+def popsteer_run(sae_run: SAERun | str | Path, alpha: float = 1.5, neurons: int | None = None,
+                 mode: ScoringMode = "delta", split: str = "test", mask_seen: bool | None = None,
+                 data: SplitData | None = None, stats: NeuronStats | None = None,
+                 output_dir: str | Path | None = None) -> SteeredRun:
+    """PopSteer at one setting as a run: measured on `split` (at the base run's cut-offs and k=10, so its numbers
+    are `seqrec steer`'s) and, when the SAE run is on disk, saved to `output_dir` (default: a new
+    `steered-popularity-a<α>` folder inside the SAE run) with the probe statistics, so it serves without data."""
+    sae_run = load_sae_run(sae_run) if isinstance(sae_run, str | Path) else sae_run
+    if split not in ("valid", "test"):
+        raise SeqrecError(f"split must be valid or test, got {split!r}")
+    data = run_data(sae_run.base, data=data)
+    if stats is None:
+        stats, _ = probe(sae_run, data)
+    ec = sae_run.base.config.eval
+    config = SteerConfig(alpha=alpha, neurons=neurons, mode=mode, mask_seen=ec.mask_seen if mask_seen is None
+                         else mask_seen)
+    run = SteeredRun(config, stats, sae_run)
+    ks = tuple(sorted({*ec.ks, 10}))
+    measured = getattr(data, split)
+    run.metrics = {split: evaluate(run.recommender, measured, ks=ks, mask_seen=config.mask_seen,
+                                   chunk_size=ec.chunk_size),
+                   "protocol": {"dataset": data.name, "split": split, "users": len(measured),
+                                "ranking": "full catalogue", "seen_items_masked": config.mask_seen, "ks": list(ks),
+                                "max_len": sae_run.base.model.max_len, "probe": stats.describe()}}
+    if sae_run.path is not None:
+        target = Path(output_dir) if output_dir else unique_run_dir(sae_run.path, steered_run_name(config))
+        save_steered_run(run, target)
+    return run

@@ -16,10 +16,13 @@ from seqrec.model_runs import Run, load_model_run
 from seqrec.recommender import Recommender
 from seqrec.run_folders import atomic, cpu_state, read_records, write_atomically
 from seqrec.run_kinds import register_kind, write_run
+from seqrec.steering.controls import PopSteerControl, Steering
+from seqrec.steering.popsteer import NeuronStats
 from seqrec.steering.sae import SAEConfig, TopKSAE
 from seqrec.steering.steered import Interventions, ScoringMode, SteeredEncoder
 
 SAE_CONFIG, SAE_WEIGHTS = "sae.yaml", "sae.safetensors"
+PROBE_FILE = "probe-popularity.npz"  # the popularity probe `seqrec sae probe` caches in the run
 
 
 @dataclass
@@ -34,12 +37,36 @@ class SAERun:
     history: list[dict[str, float]] = field(default_factory=list)
     path: Path | None = None
 
-    def recommender(self, mode: ScoringMode = "recon", interventions: Interventions = None) -> Recommender:
-        """The base run's recommender with user vectors passed through this SAE (and `interventions`)."""
+    @property
+    def model_run(self) -> Run:
+        return self.base
+
+    @property
+    def recommender(self) -> Recommender:
+        """The base run's recommender with user vectors reconstructed through this SAE."""
+        return self.steered("recon")
+
+    @property
+    def steering(self) -> dict[str, Steering]:
+        """PopSteer when the SAE run holds a popularity probe; RecFTT when tuned runs are saved under it."""
+        from seqrec.steering.tuned_run import recftt_control  # tuned runs point at SAE runs, not the reverse
+
+        offered: list[Steering] = []
+        if self.path is not None and (self.path / PROBE_FILE).is_file():
+            offered.append(PopSteerControl(self.steered, NeuronStats.load(self.path / PROBE_FILE, self.sae.latents)))
+        recftt = recftt_control(self)
+        if recftt is not None:
+            offered.append(recftt)
+        return {control.name: control for control in offered}
+
+    def steered(self, mode: ScoringMode = "recon", interventions: Interventions = None,
+                mask_seen: bool | None = None) -> Recommender:
+        """The base run's recommender with user vectors passed through this SAE and `interventions`; `mask_seen`
+        None keeps the base run's protocol."""
         rec = self.base.recommender
         steered = SteeredEncoder(rec.model, self.sae.to(rec.model.device), mode, interventions)
         return Recommender(steered, rec.user_map, rec.item_map, rec.histories, rec.catalog,
-                           mask_seen=rec.mask_seen)
+                           mask_seen=rec.mask_seen if mask_seen is None else mask_seen)
 
 
 def save_sae_run(run: SAERun, path: str | Path) -> Path:
@@ -133,6 +160,7 @@ class SAEKind:
     settings_file = SAE_CONFIG
     extends: str | None = None
     label = ""
+    recommends = True
 
     def recognise(self, path: Path) -> bool:
         return is_sae_run(path)

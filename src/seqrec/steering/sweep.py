@@ -29,7 +29,7 @@ def popularity_sweep(sae_run: SAERun, split: EvalSplit, stats: NeuronStats, alph
     base = sae_run.base.recommender
     rows = [measure("base", 0.0, base)]
     for alpha in alphas:
-        rows.append(measure("popsteer", alpha, sae_run.recommender(mode, PopularitySteering(stats, alpha, neurons))))
+        rows.append(measure("popsteer", alpha, sae_run.steered(mode, PopularitySteering(stats, alpha, neurons))))
     for beta in betas:
         rows.append(measure("reweight", beta, PopularityReweighting(base.model, split.item_stats.pop_scores, beta)))
     return rows

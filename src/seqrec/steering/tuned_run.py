@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,9 +12,11 @@ from safetensors.torch import load_file, save_file
 
 from seqrec.config import from_dict, to_dict
 from seqrec.errors import ConfigError, RunError
+from seqrec.model_runs import Run
 from seqrec.recommender import Recommender
 from seqrec.run_folders import atomic, cpu_state, read_records, write_atomically
 from seqrec.run_kinds import register_kind, write_run
+from seqrec.steering.controls import ControllerSource, RecFTTControl, Steering
 from seqrec.steering.sae_run import (
     SAE_CONFIG,
     SAE_WEIGHTS,
@@ -24,7 +27,6 @@ from seqrec.steering.sae_run import (
     read_meta,
     relative_parent,
 )
-from seqrec.steering.steered import SteeredEncoder
 from seqrec.steering.tuning import LatentController, TuneConfig
 
 TUNE_CONFIG, TUNE_WEIGHTS = "tune.yaml", "controller.safetensors"
@@ -43,13 +45,35 @@ class TunedRun:
     path: Path | None = None
 
     @property
+    def model_run(self) -> Run:
+        return self.sae_run.base
+
+    @property
     def recommender(self) -> Recommender:
         """The base run's recommender with user vectors moved by the controller."""
-        rec = self.sae_run.base.recommender
-        sae = self.sae_run.sae.to(rec.model.device)
-        model = SteeredEncoder(rec.model, sae, "delta", self.controller.to(rec.model.device)).eval()
-        return Recommender(model, rec.user_map, rec.item_map, rec.histories, rec.catalog,
-                           mask_seen=rec.mask_seen)
+        device = self.sae_run.base.model.device
+        return self.sae_run.steered("delta", self.controller.to(device))
+
+    @property
+    def steering(self) -> dict[str, Steering]:
+        """RecFTT over the tunings saved beside this one under its SAE run (this one by default)."""
+        control = recftt_control(self.sae_run, self)
+        return {} if control is None else {control.name: control}
+
+
+def recftt_control(sae_run: SAERun, tuned: TunedRun | None = None) -> RecFTTControl | None:
+    """RecFTT steering over the tuned runs saved in `sae_run`'s folder (and `tuned`, the default); None if none."""
+    device = str(sae_run.base.model.device)
+    sources: dict[str, ControllerSource] = {}
+    if sae_run.path is not None and sae_run.path.is_dir():
+        for folder in sorted(sae_run.path.iterdir()):
+            if not folder.name.startswith(".") and is_tuned_run(folder):
+                sources[folder.name] = partial(read_controller, folder, sae_run.sae.latents, device=device)
+    default = None
+    if tuned is not None:
+        default = tuned.path.name if tuned.path is not None else "unsaved"
+        sources[default] = partial(tuned.controller.to, device)
+    return RecFTTControl(sae_run.steered, sources, default) if sources else None
 
 
 def save_tuned_run(run: TunedRun, path: str | Path) -> Path:
@@ -79,14 +103,25 @@ def load_tuned_run(path: str | Path, device: str = "cpu") -> TunedRun:
                        f"{SAE_CONFIG} and {SAE_WEIGHTS} there); point it at the SAE run this run was tuned on or "
                        f"{fix}")
     sae_run = load_sae_run(sae_path, device=device)
+    controller = read_controller(path, sae_run.sae.latents, latents, device)
+    metrics, history = read_records(path)
+    return TunedRun(config, controller, sae_run, metrics, history, path)
+
+
+def read_controller(path: Path, num_latents: int, latents: list[int] | None = None,
+                    device: str = "cpu") -> LatentController:
+    """The controller saved in the tuned run `path` for an SAE with `num_latents` latents, in eval mode on
+    `device`; `latents` when tune.yaml was read already."""
+    fix = "tune again"
     try:
-        controller = LatentController(latents, sae_run.sae.latents)
+        if latents is None:
+            latents = [int(j) for j in read_meta(path / TUNE_CONFIG, fix)["latents"]]
+        controller = LatentController(latents, num_latents)
         controller.load_state_dict(load_file(str(path / TUNE_WEIGHTS)))
-    except (SafetensorError, OSError, RuntimeError, ConfigError) as exc:
+    except (SafetensorError, OSError, RuntimeError, ConfigError, KeyError, TypeError, ValueError) as exc:
         raise RunError(f"{path / TUNE_WEIGHTS} or {TUNE_CONFIG} is damaged or they do not match the SAE run ({exc}); "
                        f"{fix}") from None
-    metrics, history = read_records(path)
-    return TunedRun(config, controller.to(device).eval(), sae_run, metrics, history, path)
+    return controller.to(device).eval()
 
 
 def is_tuned_run(path: Path) -> bool:
@@ -100,6 +135,7 @@ class TunedKind:
     settings_file = TUNE_CONFIG
     extends: str | None = None
     label = ""
+    recommends = True
 
     def recognise(self, path: Path) -> bool:
         return is_tuned_run(path)
