@@ -180,9 +180,11 @@ def test_recommend_rows(model_name: str, runs: dict[str, Run], tiny_data: SplitD
 def test_recommend_stops_when_every_item_is_seen(runs: dict[str, Run]) -> None:
     rec = runs["sasrec"].recommender
     user = rec.user_map.external[0]
-    seen = len(rec.histories[0])
-    rows = rec.recommend([user], k=100)  # 40 items, so fewer than 100 rows: only the unseen ones
-    assert len(rows) == rec.model.num_items - seen
+    seen = len(set(rec.histories[0].tolist()))
+    rows = rec.recommend([user], k=40)  # the whole catalogue: only the unseen items, and the user is named short
+    assert len(rows) == rec.model.num_items - seen and rows.short == [user]
+    with pytest.raises(SeqrecError, match="k = 100 is more than the 40 candidate items"):
+        rec.recommend([user], k=100)
 
 
 def test_a_claimed_folder_for_later_work_is_freed_when_the_work_fails(tmp_path: Path) -> None:

@@ -11,6 +11,15 @@ class DataError(SeqrecError):
     """A dataset file is missing, malformed, or empty after filtering."""
 
 
+class UnknownIdError(DataError):
+    """Ids that are not in a run's id map; `kind` says which ("user id", "item id"), `ids` lists them."""
+
+    def __init__(self, message: str, kind: str, ids: list[str]) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.ids = ids
+
+
 class ConfigError(SeqrecError):
     """A config key or value is invalid."""
 

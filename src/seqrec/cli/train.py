@@ -22,7 +22,7 @@ from seqrec.cli.common import (
     run_argument,
     set_option,
 )
-from seqrec.errors import SeqrecError
+from seqrec.errors import Interrupted, SeqrecError
 
 DEMO_MODELS = ("sasrec", "gru4rec")
 
@@ -75,7 +75,7 @@ def train(config: Annotated[Path | None, typer.Argument(help="Experiment YAML (n
     console.print(f"run saved to [bold]{run.path}[/] (best epoch {run.metrics['best_epoch']})")
 
 
-def evaluate(run_dir: Annotated[Path, run_argument("Run directory.")],
+def evaluate(run_dir: Annotated[Path, run_argument("Run directory: a trained model, or an SAE, steered or tuned run.")],
              split: Annotated[str, typer.Option(help="valid or test")] = "test",
              mask_seen: Annotated[bool | None, typer.Option(
                  "--mask-seen/--no-mask-seen", help="Mask items the user has seen.",
@@ -91,15 +91,16 @@ def evaluate(run_dir: Annotated[Path, run_argument("Run directory.")],
              = None,
              as_json: Annotated[bool, typer.Option("--json", help="Print the metrics and protocol as JSON.")] = False,
              attributes_file: AttributesFile = None, data_dir: DataDir = None) -> None:
-    """Evaluate a run on its dataset's valid or test split (full ranking), with the protocol the run recorded."""
+    """Evaluate a run of any kind that recommends (a trained model, an SAE, steered or tuned run) on its dataset's
+    valid or test split (full ranking), with the protocol the run recorded."""
     from seqrec.api import evaluate_run, load, run_data
     from seqrec.data.attribute_files import with_attribute_file
     from seqrec.files import dumps_json
 
-    run, data = run_dir, None
+    run = load(run_dir)
+    data = None
     if attributes_file is not None:
-        run = load(run_dir)
-        data = with_attribute_file(run_data(run, data_dir), attributes_file)
+        data = with_attribute_file(run_data(run.model_run, data_dir), attributes_file)
     result = evaluate_run(run, split=split, mask_seen=mask_seen, ks=k, max_len=max_len,
                           attributes=list(attribute or []), data_dir=data_dir, data=data)
     if as_json:
@@ -125,25 +126,70 @@ def rebuild_index(run_dir: Annotated[Path, run_argument("Retrieval run directory
 
 
 def recommend(run_dir: Annotated[Path, run_argument("Run directory.")],
-              user: Annotated[list[str], typer.Option(help="External user id (repeatable).")],
+              user: Annotated[list[str] | None, typer.Option(help="External user id (repeatable).")] = None,
+              item: Annotated[list[str] | None, typer.Option(
+                  help="Item id of an anonymous session, oldest first (repeatable).")] = None,
+              all_users: Annotated[bool, typer.Option("--all", help="Every user of the run, written to --out.")]
+              = False,
+              out: Annotated[Path | None, out_option("File for --all: .parquet, .csv or .jsonl.", False)] = None,
+              output_format: Annotated[str | None, typer.Option(
+                  "--format", help="parquet, csv or jsonl.", show_default="by the suffix of --out")] = None,
+              force: Annotated[bool, typer.Option("--force", "--overwrite", help="Replace the --out file if it "
+                                                  "exists.")] = False,
               k: Annotated[int, typer.Option(help="List length.")] = 10,
               mask_seen: Annotated[bool | None, typer.Option(
-                  "--mask-seen/--no-mask-seen", help="Leave out items the user has seen.",
+                  "--mask-seen/--no-mask-seen", help="Leave out items the user (or session) has seen.",
                   show_default="as the run was evaluated")] = None,
+              allow_file: Annotated[Path | None, typer.Option(
+                  metavar="FILE", help="Recommend only these items (one item id per line).")] = None,
+              deny_file: Annotated[Path | None, typer.Option(
+                  metavar="FILE", help="Never recommend these items (one item id per line).")] = None,
               as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False) -> None:
-    """Top-k items for users of a trained run, in the dataset's own ids, with titles when known."""
+    """Top-k items for users of a trained run (--user), for an anonymous session (--item), or for every user
+    into a file (--all --out recs.parquet), in the dataset's own ids, with titles when known."""
     from seqrec.api import load
+    from seqrec.serving.batch import export_recommendations, read_item_ids
 
+    if sum([bool(user), bool(item), all_users]) != 1:
+        raise SeqrecError("give --user USER (repeatable), --item ITEM (repeatable, one session) or --all --out FILE")
+    if all_users != (out is not None) or (not all_users and (output_format or force)):
+        raise SeqrecError("--all writes every user's list to the file given by --out (--format and --force go "
+                          "with them); give both --all and --out, or neither")
+    filters = {"allow": None if allow_file is None else read_item_ids(allow_file),
+               "deny": None if deny_file is None else read_item_ids(deny_file)}
     recommender = load(run_dir).recommender
     masked = recommender.mask_seen if mask_seen is None else mask_seen
-    rows = recommender.recommend(user, k=k, mask_seen=masked)
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table("user", "rank", "item", "score", "title",
-                  caption="seen items left out" if masked else "seen items may be recommended again")
+    caption = "seen items left out" if masked else "seen items may be recommended again"
+    if out is not None:  # --all
+        with interruptible():
+            try:
+                path = export_recommendations(recommender, out, k=k, mask_seen=masked, format=output_format,
+                                              overwrite=force, progress=progress(), **filters)  # type: ignore[arg-type]
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted; {out} was not written (a file there is left as it was)") from None
+        console.print(f"top {k} for {len(recommender.user_map):,} users written to [bold]{path}[/] ({caption})")
+    elif item:
+        result = recommender.recommend_sessions([item], k=k, mask_seen=masked, **filters)
+        unknown = result.unknown_ids[0]
+        if as_json:
+            print(json.dumps({"rows": result.rows, "unknown": unknown}, indent=1))
+        else:
+            print_rows(result.rows, "session", f"{len(unknown)} of {len(item)} items unknown to this run (skipped); "
+                       f"{caption}")
+    else:
+        rows = recommender.recommend(user or [], k=k, mask_seen=masked, **filters)
+        if as_json:
+            print(json.dumps(rows, indent=1))
+        else:
+            short = f"; {len(rows.short)} user(s) with fewer than {k} unseen items" if rows.short else ""
+            print_rows(rows, "user", caption + short)
+
+
+def print_rows(rows: list[dict], key: str, caption: str) -> None:
+    """Recommendation rows as a table: user or session, rank, item, score, title."""
+    table = Table(key, "rank", "item", "score", "title", caption=caption)
     for r in rows:
-        table.add_row(r["user"], str(r["rank"]), r["item"], f"{r['score']:.3f}", r["title"])
+        table.add_row(str(r[key]), str(r["rank"]), r["item"], f"{r['score']:.3f}", r["title"])
     console.print(table)
 
 

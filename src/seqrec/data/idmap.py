@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from seqrec.data.encoding import as_int_keys, encode_values, is_canonical_int, strictly_increasing
-from seqrec.errors import DataError
+from seqrec.errors import DataError, UnknownIdError
 
 
 class IdMap:
@@ -53,13 +53,13 @@ class IdMap:
         return self._strings
 
     def to_internal(self, external_ids: Iterable[object], kind: str = "id") -> np.ndarray:
-        """Internal ids for external ids; unknown ids raise a `DataError` naming them."""
+        """Internal ids for external ids; unknown ids raise an `UnknownIdError` (a `DataError`) naming them."""
         ids = list(external_ids)
         internal = self.lookup(_objects(ids))
         if (internal < 0).any():
             missing = [str(ids[k]) for k in np.flatnonzero(internal < 0)]
             shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-            raise DataError(f"unknown {kind}(s): {shown} ({len(missing)} not in this dataset)")
+            raise UnknownIdError(f"unknown {kind}(s): {shown} ({len(missing)} not in this dataset)", kind, missing)
         return internal
 
     def lookup(self, values: Any) -> np.ndarray:
