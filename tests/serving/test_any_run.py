@@ -278,3 +278,24 @@ def test_steer_save_and_evaluate_from_the_command_line(runs: Runs, monkeypatch: 
                      "--save keeps one setting as a run; give one --alpha (got 2)", monkeypatch, capsys)
     assert_cli_error(["evaluate", str(runs.paths["llm-evaluate"])],
                      "is a run of kind llm-evaluate, which does not recommend items", monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_kind_serves_over_http(name: str, runs: Runs) -> None:
+    """`seqrec serve` takes every kind: /recommend answers with the run's own list, /metadata offers its steering."""
+    from fastapi.testclient import TestClient
+
+    from seqrec.serving.http import ServeSettings, create_app, load_service
+
+    if name not in runs.paths:
+        pytest.skip("faiss is not installed")
+    user = str(runs.data.user_map.external[3])
+    expected = seqrec.load(runs.paths[name]).recommender.recommend([user], k=5)
+    settings = ServeSettings(batching=False)
+    with TestClient(create_app(load_service(runs.paths[name], settings), settings)) as client:
+        answer = client.post("/recommend", json={"user": user, "k": 5})
+        assert answer.status_code == 200, answer.text
+        got = answer.json()["recommendations"]
+        assert [r["item"] for r in got] == [r["item"] for r in expected]
+        assert [r["score"] for r in got] == pytest.approx([r["score"] for r in expected], abs=1e-6)
+        assert set(client.get("/metadata").json()["steering"]) == OFFERS[name]
