@@ -1,23 +1,37 @@
-"""A training run directory from start to finish: claimed and given its config before any data is read,
-checkpointed while training, finished in place (metrics.json last), kept for `--resume` when interrupted.
+"""Training runs: a model trained on a dataset and measured in memory (`train`), and a training run directory from
+start to finish: claimed and given its config before any data is read, checkpointed while training, finished in
+place (metrics.json last), kept for `--resume` when interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import torch
 import yaml
 from safetensors.torch import save_file
 
-from seqrec.data.fingerprint import short
+from seqrec.data.config import FRAME_FORMAT, DataConfig
+from seqrec.data.fingerprint import data_fingerprint, short
+from seqrec.data.splits import SplitData
+from seqrec.distill import DistillConfig, ProfileGuide, load_profile_table
 from seqrec.errors import DataError, Interrupted, NonFiniteError, RunError
+from seqrec.evaluation.evaluate import evaluate
+from seqrec.evaluation.validation import RankingValidation
 from seqrec.experiment import ExperimentConfig
 from seqrec.files import current_umask, host_name, write_text_atomically
+from seqrec.models.base import ModelConfig, SequentialEncoder, build_model
+from seqrec.recommender import Recommender
+from seqrec.retrieval.augmented import RetrievalAugmented
+from seqrec.retrieval.config import RetrievalConfig
+from seqrec.retrieval.setup import from_base_run
+from seqrec.run_folders import DATA_FINGERPRINT
 from seqrec.run_kinds import with_kind
 from seqrec.runs import (
     CONFIG,
@@ -33,10 +47,112 @@ from seqrec.runs import (
     unique_run_dir,
     write_run_files,
 )
+from seqrec.training import distributed
 from seqrec.training.checkpoint import CHECKPOINT_INFO, Checkpoint, checkpoint_info
+from seqrec.training.config import EvalConfig, TrainConfig
+from seqrec.training.loop import Callback
+from seqrec.training.trainer import EpochCallback, Trainer, seed_everything
 
+log = logging.getLogger(__name__)
 LOCK = ".seqrec-lock"  # inside a run folder while a process trains it: "<host> <pid>"
 _created: dict[Path, list[Path]] = {}  # run folder -> the parent folders this process made for it, innermost first
+
+
+def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None = None,
+          eval_config: EvalConfig | None = None, data_config: DataConfig | None = None,
+          progress: bool = True, distill: DistillConfig | None = None,
+          retrieval: RetrievalConfig | None = None, checkpoint: Checkpoint | None = None,
+          callbacks: Sequence[EpochCallback | Callback] = ()) -> Run:
+    """Train `model` on `data`, restore the best validation epoch and report valid + test metrics.
+
+    With `distill.profiles`, the first phase adds the profile-reconstruction loss (the served model is the
+    plain encoder). With `retrieval.base_run`, the base run's encoder is fine-tuned with retrieval augmentation
+    (its model config replaces `model`). Inside a process group every rank trains its share; only rank 0
+    computes the final metrics. With `checkpoint`, training resumes from it when it holds a state and saves to it.
+    The run records its data's resolved source (`config.data`: `data.source`, else `data_config`, else a
+    `format: dataframe` config for data built in memory) and fingerprint (`protocol.data_fingerprint`).
+    """
+    train = train_config or TrainConfig()
+    ec = eval_config or EvalConfig()
+    distill = distill or DistillConfig()
+    retrieval = retrieval or RetrievalConfig()
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    seed_everything(train.seed)
+    if retrieval.enabled:
+        encoder: SequentialEncoder = from_base_run(retrieval, model, data)
+        model = encoder.config
+    else:
+        encoder = build_model(model, data.num_items)
+    guide = profile_guide(distill, encoder, data)
+    validate = RankingValidation(data.valid, train, ec)
+    result = Trainer(encoder, data, train, validate=validate, terms=[guide] if guide is not None else [],
+                     callbacks=callbacks, progress=progress).fit(checkpoint)
+    recommender = Recommender(result.model, data.user_map, data.item_map, data.full_histories, data.catalog,
+                              mask_seen=ec.mask_seen)
+    source = data_source(data, data_config)
+    config = ExperimentConfig(data=source, model=model, train=train, eval=ec, distill=distill, retrieval=retrieval)
+    if not distributed.current().is_main:
+        return Run(config, recommender, {}, result.history)
+    metrics = {
+        "valid": evaluate(recommender, data.valid, ks=ec.ks, mask_seen=ec.mask_seen, chunk_size=ec.chunk_size),
+        "test": evaluate(recommender, data.test, ks=ec.ks, mask_seen=ec.mask_seen, chunk_size=ec.chunk_size),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "train_seconds": round(result.seconds, 2),
+        "protocol": protocol(data, model, ec, source),
+    }
+    if retrieval.enabled:
+        metrics["retrieval"] = retrieval_summary(encoder)  # type: ignore[arg-type]
+    if guide is not None:
+        trained = torch.from_numpy(data.train.lengths >= 2)
+        metrics["distill"] = {"train_users": int(trained.sum()), "profile_dim": int(guide.profiles.shape[2]),
+                              "profiled_train_users": int(guide.present.any(dim=1).cpu()[trained].sum())}
+    return Run(config, recommender, metrics, result.history)
+
+
+def data_source(data: SplitData, given: DataConfig | None) -> DataConfig:
+    """Where `data` can be read again: the source its loader recorded, else the config it was loaded from, else
+    a `format: dataframe` config that says it was built in memory."""
+    return getattr(data, "source", None) or given or DataConfig(name=data.name, format=FRAME_FORMAT)
+
+
+def retrieval_summary(model: RetrievalAugmented) -> dict:
+    """Knowledge base size and trainable parameters of a retrieval-augmented run."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"knowledge_base": len(model.knowledge) if model.knowledge is not None else 0,
+            "trainable_parameters": trainable, "base_run": model.retrieval.base_run}
+
+
+def profile_guide(config: DistillConfig, model: SequentialEncoder, data: SplitData) -> ProfileGuide | None:
+    """The profile head of `config` for `model`, with the profile files aligned to the dataset's users."""
+    if not config.enabled:
+        return None
+    table = load_profile_table(config.profiles, data.user_map, config.dim)
+    trained = data.train.lengths >= 2
+    missing = int((trained & ~table.has_profile).sum())
+    if missing:
+        log.warning("%d of %d training users have no profile; the profile loss skips them", missing, trained.sum())
+    return ProfileGuide(config, model, table)
+
+
+def protocol(data: SplitData, model: ModelConfig, eval_config: EvalConfig, data_config: DataConfig | None) -> dict:
+    """What the numbers mean: dataset, split, ranking, masking (reported next to every metric), and the data's
+    fingerprint, which every later stage checks."""
+    return {
+        "dataset": data.name,
+        "split": data_config.split if data_config else "loo",
+        "users": data.num_users,
+        "items": data.num_items,
+        "valid_users": len(data.valid),
+        "test_users": len(data.test),
+        "ranking": "full catalogue",
+        "seen_items_masked": eval_config.mask_seen,
+        "ks": list(eval_config.ks),
+        "max_len": model.max_len,
+        "processes": distributed.current().world,
+        DATA_FINGERPRINT: data_fingerprint(data),
+    }
 
 
 def start_run_dir(config: ExperimentConfig, output_dir: str | Path) -> Path:
