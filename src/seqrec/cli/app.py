@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from seqrec.cli import common, data, export, llm, profiles, runs, sae, serve, steer, train
+from seqrec.cli import common, data, export, llm, profiles, runs, sae, search, serve, steer, train
 from seqrec.errors import SeqrecError
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
@@ -18,7 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   context_settings=HELP_OPTIONS, help="Train, evaluate and serve sequential recommenders.")
 
 # Each module adds its commands with `register(app)`, in this order (the order of `seqrec --help`).
-GROUPS = (data, train, sae, steer, profiles, llm, runs, serve, export)
+GROUPS = (data, train, sae, steer, profiles, llm, runs, serve, export, search)
 
 
 def show_version(value: bool) -> None:

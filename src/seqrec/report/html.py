@@ -17,6 +17,7 @@ from typing import Any
 from seqrec.config import flatten
 from seqrec.report.compare import MISSING, Comparison, compare_runs
 from seqrec.report.output import write_new_text
+from seqrec.report.study import search_section
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d232a; margin: 2rem auto;
@@ -50,6 +51,7 @@ def render_report(comparison: Comparison, title: str | None = None) -> str:
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = [f"<h1>{escape(title)}</h1>", f'<p class="note">seqrec report · generated {generated}</p>',
             _runs_section(comparison), _metrics_section(comparison), _curves_section(comparison),
+            search_section(run.path for run in comparison.runs.values()),
             _protocol_section(comparison), _config_section(comparison)]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
