@@ -105,6 +105,12 @@ def test_show_continues_wide_tables_and_names_failures(tmp_path: Path) -> None:
      "cannot open the study storage sqlite:////no/such/dir/s.db"),
     ({"train.lr": {"low": 1e-4, "high": 1e-2}}, ["--pruner", "hyperband"], "pruner must be one of median, halving"),
     ({"train.lr": {"low": 1e-4, "high": 1e-2}}, ["--metric", "NDCG@20"], "metric 'NDCG@20' needs a cut-off"),
+    ({"model.dropout": {"low": 0.1, "high": 1.5}}, [], "space.yaml: model.dropout = 1.5 is not a valid setting"),
+    ({"train.lr": {"low": 1e-4, "high": 1e-2}}, ["--metric", "test_NDCG@10"],
+     "(test metrics never steer it); did you mean NDCG@10?"),
+    ({"train.lr": {"low": 1e-4, "high": 1e-2}}, ["--trials", "0"], "trials must be at least 1, got 0: give e.g. "
+                                                                  "--trials 1"),
+    ({"train.lr": {"low": 1e-4, "high": 1e-2}}, ["--timeout", "-5"], "timeout must be a number of seconds above 0"),
 ])
 def test_mistakes_are_one_line_errors(space: dict, extra: list[str], expected: str, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -116,4 +122,37 @@ def test_mistakes_are_one_line_errors(space: dict, extra: list[str], expected: s
 def test_show_needs_a_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     assert_cli_error(["search", "show", str(tmp_path)], "is not a study folder (no search.yaml)", monkeypatch, capsys)
     url = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.storages.RDBStorage(url)  # a database without studies
     assert_cli_error(["search", "show", "mine", "--storage", url], "no study 'mine' in", monkeypatch, capsys)
+
+
+def test_a_folder_of_another_study_is_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """The same study name in another storage would rewrite the folder's search.yaml, best.yaml and plots."""
+    config, space = files(tmp_path)
+    folder = tmp_path / "r" / "tiny-search"
+    folder.mkdir(parents=True)
+    write_description(folder, {"study": "tiny-search", "storage": None})
+    (folder / "best.yaml").write_text("# the best of the first study\n")
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    other = tmp_path / "other.db"
+    assert_cli_error(["search", config, "--space", space, "--out", str(tmp_path / "r"), "--storage",
+                      f"sqlite:///{other}"], "already holds study 'tiny-search' in sqlite:///", monkeypatch, capsys)
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before and not other.exists()
+
+
+def test_show_writes_nothing_it_was_not_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """A storage that is not there is an error, not a new empty database; --out that is a file is an error."""
+    missing = tmp_path / "missing.db"
+    assert_cli_error(["search", "show", "mine", "--storage", f"sqlite:///{missing}"],
+                     f"study storage sqlite:///{missing} does not exist", monkeypatch, capsys)
+    folder = tmp_path / "study"
+    folder.mkdir()
+    write_description(folder, {"study": "study", "storage": None})
+    assert_cli_error(["search", "show", str(folder)], "does not exist (no file", monkeypatch, capsys)
+    assert not missing.exists() and not (folder / "study.db").exists()
+    optuna.create_study(study_name="study", storage=f"sqlite:///{folder / 'study.db'}")
+    (tmp_path / "plots").write_text("a file")
+    assert_cli_error(["search", "show", str(folder), "--out", str(tmp_path / "plots")],
+                     "is a file, not a folder; choose another --out", monkeypatch, capsys)

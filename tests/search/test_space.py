@@ -48,7 +48,11 @@ def test_a_range_takes_the_type_of_the_config_value() -> None:
                                                             "train.batch_size, train.bf16, "),
     ({"train.weight_decy": {"low": 0, "high": 0.1}}, "unknown config key train.weight_decy (did you mean "
                                                       "train.weight_decay?); valid keys: train.batch_size"),
-    ({"modle.hidden": [16]}, "unknown config key modle.hidden (did you mean model.hidden?); valid keys: "),
+    ({"modle.hidden": [16]}, "unknown config key modle.hidden (did you mean model.hidden?); valid keys are in the "
+                             "sections data, distill, eval, model, retrieval, train"),  # the sections, not every key
+    ({"name": ["a", "b"]}, "unknown config key name; valid keys are in the sections data, distill, eval, model, "),
+    ({"model": {}}, "model is a section, not a setting; give ranges or choices for its keys, e.g. `model.blocks: "),
+    ({"train": None}, "train is a section, not a setting; "),
     ({"train.lr": {"low": 1e-2, "high": 1e-4}}, "train.lr: low (0.01) must be below high (0.0001)"),
     ({"train.lr": {"low": 0, "high": 1e-2, "log": True}}, "train.lr: a log-scale range needs low > 0"),
     ({"train.lr": {"low": 0.1, "high": 0.5, "step": 0.3}}, "train.lr: step must be > 0 and divide high - low"),
@@ -75,6 +79,15 @@ def test_bad_spaces_name_the_key_and_the_fix(space: object, expected: str) -> No
     with pytest.raises(ConfigError) as exc:
         parse_space(space, KNOWN, "space.yaml")
     assert str(exc.value).startswith("space.yaml: ") and expected in str(exc.value)
+
+
+def test_numeric_strings_of_a_float_key_are_numbers() -> None:
+    """YAML reads `[0.0, 1e-5]` as 0.0 and the string '1e-5': a float key's choices are floats all the same."""
+    space = parse_space({"train.weight_decay": [0.0, "1e-5", "1e-4"], "model.name": ["sasrec", "gru4rec"]}, KNOWN)
+    assert space.params == (CategoricalParam("train.weight_decay", (0.0, 1e-5, 1e-4)),
+                            CategoricalParam("model.name", ("sasrec", "gru4rec")))
+    with pytest.raises(ConfigError, match="choices repeat a value"):
+        parse_space({"train.lr": [0.001, "1e-3"]}, KNOWN)
 
 
 def test_values_the_config_refuses_fail_before_any_trial() -> None:

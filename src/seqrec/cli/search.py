@@ -190,7 +190,7 @@ def report_outcome(outcome: Any, train_hint: bool = True) -> None:
 
     counts = tally(outcome.study)
     elsewhere = f", {counts.running} running elsewhere" if counts.running else ""
-    say(f"study {escape(outcome.study.study_name)}: {counts.done} trials ({counts.complete} finished, "
+    say(f"study {escape(outcome.study.study_name)}: {plural(counts.done, 'trial')} ({counts.complete} finished, "
         f"{counts.pruned} pruned, {counts.failed} failed){elsewhere}")
     print_savings(pruning_savings(visible_trials(outcome.study)))
     best = outcome.best
@@ -223,9 +223,12 @@ def show(study: Annotated[str, typer.Argument(metavar="STUDY", help="Study folde
          out: Annotated[Path | None, out_option("Folder for history.png and importance.png.", "the study folder")]
          = None) -> None:
     """The trials table of STUDY, its best trial, and the optimisation-history and parameter-importance plots."""
+    from seqrec.run_folders import check_output_dir
     from seqrec.search.results import pruning_savings, visible_trials
     from seqrec.search.show import open_view, trial_rows, write_plots
 
+    if out is not None:
+        check_output_dir(out)  # a file there fails now, not after the table
     view = open_view(study, storage)
     rows = trial_rows(view)
     if not rows:

@@ -57,6 +57,20 @@ def shown_url(url: str) -> str:
         return url
 
 
+def check_existing(url: str) -> None:
+    """A storage that is only read must exist: opening a SQLite file that is not there would create an empty one."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # open_storage says what is wrong with the URL
+        return
+    file = parsed.database
+    if parsed.get_backend_name() == "sqlite" and file and file != ":memory:" and not Path(file).is_file():
+        raise ConfigError(f"study storage {shown_url(url)} does not exist (no file {file}); check the path, or run "
+                          "`seqrec search` first to create the study")
+
+
 def open_storage(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage at `url` (SQLite, PostgreSQL, MySQL ...), with heartbeats so that the trial of a killed
     process is failed and redone; anything that cannot be opened is a `SeqrecError` naming the URL and the fix.

@@ -49,7 +49,16 @@ def metric_direction(metric: str) -> str:
     if name in MINIMIZED:
         return "minimize"
     raise ConfigError(f"metric {metric!r} is not a ranking metric; use NAME@k with NAME one of "
-                      f"{', '.join((*MAXIMIZED, *MINIMIZED))} (e.g. NDCG@10)")
+                      f"{', '.join((*MAXIMIZED, *MINIMIZED))} (e.g. NDCG@10){_metric_hint(metric)}")
+
+
+def _metric_hint(metric: str) -> str:
+    """What a mistyped metric probably meant: without its split prefix, in the right case."""
+    split, _, bare = metric.partition("_") if metric.lower().startswith(("valid_", "test_")) else ("", "", metric)
+    name, at, k = bare.partition("@")
+    known = next((m for m in (*MAXIMIZED, *MINIMIZED) if m.lower() == name.lower()), None)
+    why = "; a search is scored on validation only (test metrics never steer it)" if split.lower() == "test" else ""
+    return f"{why}; did you mean {known}{at}{k}?" if known else why
 
 
 def check_metric(metric: str, config: ExperimentConfig) -> bool:

@@ -13,6 +13,7 @@ import yaml
 from seqrec.config import parse_yaml_file
 from seqrec.errors import ConfigError
 from seqrec.files import dumps_json, write_text_atomically
+from seqrec.search.backend import default_storage
 from seqrec.search.space import with_values
 from seqrec.search.study import SURPLUS, tally
 
@@ -38,6 +39,24 @@ def read_description(folder: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "study" not in data:
         raise ConfigError(f"{file} is damaged (no study name); rerun the search to rewrite it")
     return data
+
+
+def check_folder_study(folder: Path, description: Mapping[str, Any]) -> None:
+    """Refuse a folder that holds another study (the same name in another storage): its search.yaml, best config
+    and plots would be overwritten by this one's."""
+    try:
+        recorded = read_description(folder) if (folder / SEARCH_FILE).is_file() else None
+    except ConfigError:  # a damaged description is rewritten
+        return
+    if recorded is None:
+        return
+    theirs = recorded.get("storage") or default_storage(folder)
+    mine = description.get("storage") or default_storage(folder)
+    if (recorded["study"], theirs) != (description["study"], mine):
+        same = "leave --storage out" if recorded.get("storage") is None else f"give --storage {theirs}"
+        raise ConfigError(f"{folder} already holds study {recorded['study']!r} in {theirs} (its search.yaml, "
+                          f"best.yaml and plots would be overwritten); to continue it, {same}; for a new study, "
+                          "give another --study or --out")
 
 
 def visible_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -14,7 +14,7 @@ from seqrec.experiment import ExperimentConfig
 from seqrec.run_folders import check_output_dir, check_run_name
 from seqrec.search.backend import PRUNERS, default_storage, optuna_module, quiet_optuna, shown_url
 from seqrec.search.model_search import ModelTrials, check_metric, experiment_keys, model_spec
-from seqrec.search.results import BEST_CONFIG, write_best, write_description
+from seqrec.search.results import BEST_CONFIG, check_folder_study, write_best, write_description
 from seqrec.search.show import StudyView, write_plots
 from seqrec.search.space import SearchSpace, check_space, parse_space
 from seqrec.search.study import fail_stale_trials, tally
@@ -84,8 +84,9 @@ def run_search(config: ExperimentConfig | Mapping[str, Any] | str | Path,
     raw = config_dict(config)
     base = ExperimentConfig.from_dict(raw)
     check_loggers(base.train.loggers)  # a missing package fails now, not in every trial
+    where = space_name(space)
     space = read_space(space, experiment_keys(raw))
-    check_space(space, raw, ExperimentConfig.from_dict)
+    check_space(space, raw, ExperimentConfig.from_dict, where)
     metric = settings.metric or base.train.monitor
     per_epoch = check_metric(metric, base)
     name = check_run_name(study or f"{base.run_name}-search")
@@ -104,8 +105,12 @@ def run_search(config: ExperimentConfig | Mapping[str, Any] | str | Path,
 
 def check_counts(trials: int, jobs: int, timeout: float | None) -> None:
     optuna_module()
-    if trials < 1 or jobs < 1 or (timeout is not None and timeout <= 0):
-        raise ConfigError(f"trials and jobs must be >= 1 and timeout > 0; got {trials}, {jobs}, {timeout}")
+    for name, value, least in (("trials", trials, 1), ("jobs", jobs, 1)):
+        if value < least:
+            raise ConfigError(f"{name} must be at least {least}, got {value}: give e.g. --{name} {least}")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"timeout must be a number of seconds above 0, got {timeout:g}: give e.g. --timeout 3600, "
+                          "or leave it out to run until the study holds --trials trials")
 
 
 def run_study(job: Job, jobs: int, folder: Path, description: dict[str, Any], raw: Mapping[str, Any],
@@ -113,6 +118,7 @@ def run_study(job: Job, jobs: int, folder: Path, description: dict[str, Any], ra
     """Open the study (refusing one made for another search), describe it in its folder, queue `enqueue`, work on
     it in `jobs` processes, then write the best settings (`raw` with the best values; `command` trains them)."""
     check_sendable(job, jobs)
+    check_folder_study(folder, description)
     found = job.open()
     write_description(folder, {**description, "direction": job.spec.direction})
     fail_stale_trials(found)
@@ -141,6 +147,11 @@ def config_dict(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> di
     if isinstance(config, Mapping):
         return dict(config)
     raise ConfigError(f"config must be an ExperimentConfig, a mapping or a YAML file; got {type(config).__name__}")
+
+
+def space_name(space: SearchSpace | Mapping[str, Any] | str | Path) -> str:
+    """What errors about `space` call it: its file, or `space`."""
+    return str(space) if isinstance(space, str | Path) else "space"
 
 
 def read_space(space: SearchSpace | Mapping[str, Any] | str | Path, known: Mapping[str, Any]) -> SearchSpace:

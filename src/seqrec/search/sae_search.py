@@ -16,7 +16,7 @@ from seqrec.model_runs import Run, load_model_run, run_data
 from seqrec.run_folders import check_output_dir, check_run_name, claimed_run_dir, recorded_fingerprint
 from seqrec.search.backend import default_storage, shown_url
 from seqrec.search.model_search import LOCAL_KEYS, process_name
-from seqrec.search.run import SearchOutcome, check_counts, read_space, run_study
+from seqrec.search.run import SearchOutcome, check_counts, read_space, run_study, space_name
 from seqrec.search.space import SearchSpace, check_space, known_keys, with_values
 from seqrec.search.study import StudySpec
 from seqrec.search.trials import trial_name
@@ -89,8 +89,9 @@ def run_sae_search(run_dir: str | Path, space: SearchSpace | Mapping[str, Any] |
     raw = {"preset": preset, **dict(overrides or {})}
     sae_config(raw)
     known = known_keys(to_dict(sae_config(raw)), ())
+    where = space_name(space)
     space = read_space(space, known)
-    check_space(space, raw, sae_config)
+    check_space(space, raw, sae_config, where)
     name = check_run_name(study or f"sae-{preset}-search")
     folder = check_output_dir(Path(output_dir if output_dir is not None else run_dir) / name)
     trial_runs = SAETrials(run_dir, raw, folder, metric, progress, data_dir)

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from seqrec.errors import ConfigError
 from seqrec.files import write_file_atomically
-from seqrec.search.backend import default_storage, open_storage, optuna_module, quiet_optuna, shown_url
+from seqrec.search.backend import (
+    check_existing,
+    default_storage,
+    open_storage,
+    optuna_module,
+    quiet_optuna,
+    shown_url,
+)
 from seqrec.search.results import feasible, read_description, visible_trials
 from seqrec.search.study import ATTRIBUTE, ERROR
 
@@ -46,6 +53,7 @@ def open_view(target: str | Path, storage: str | None = None) -> StudyView:
     else:
         description = read_description(folder) if folder.is_dir() else {}
         name, url = description.get("study", str(target)), storage
+    check_existing(url)
     found = open_storage(url)
     with quiet_optuna():
         names = [s.study_name for s in optuna.get_all_study_summaries(found, include_best_trial=False)]

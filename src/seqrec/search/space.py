@@ -144,8 +144,12 @@ def _entries(data: Mapping[str, Any], prefix: str, where: str) -> list[tuple[str
 def _param(key: str, spec: Any, known: Mapping[str, Any] | None, where: str) -> Param:
     at = f"{where}: {key}"
     if known is not None and key not in known:
-        raise ConfigError(f"{where}: unknown config key {key}{_did_you_mean(key, known)}; valid keys: "
-                          f"{suggest(_nearby(key, known))}")
+        inside = sorted(k for k in known if k.startswith(f"{key}."))
+        if inside:
+            example = next((k for k in inside if type(known[k]) in (int, float)), inside[0])
+            raise ConfigError(f"{at} is a section, not a setting; give ranges or choices for its keys, e.g. "
+                              f"`{example}: {{low: ..., high: ...}}` (its keys: {suggest(inside)})")
+        raise ConfigError(f"{where}: unknown config key {key}{_did_you_mean(key, known)}; {_nearby(key, known)}")
     if isinstance(spec, list | tuple):
         spec = {"choices": list(spec)}
     if not isinstance(spec, Mapping):
@@ -158,7 +162,7 @@ def _param(key: str, spec: Any, known: Mapping[str, Any] | None, where: str) -> 
     if kind not in TYPES:
         raise ConfigError(f"{at}: type must be one of {suggest(TYPES)}; got {kind!r}")
     if kind == "categorical":
-        return _categorical(key, spec, at)
+        return _categorical(key, spec, at, known.get(key) if known is not None else None)
     if "choices" in spec:
         raise ConfigError(f"{at}: a {kind} range takes low and high, not choices")
     return _int_range(key, spec, at) if kind == "int" else _float_range(key, spec, at)
@@ -177,13 +181,15 @@ def _inferred_type(spec: Mapping[str, Any], current: Any, at: str) -> str:
     return "int" if whole and not isinstance(spec.get("step"), float) else "float"
 
 
-def _categorical(key: str, spec: Mapping[str, Any], at: str) -> CategoricalParam:
+def _categorical(key: str, spec: Mapping[str, Any], at: str, current: Any = None) -> CategoricalParam:
     extra = sorted(set(spec) - {"type", "choices"})
     if extra:
         raise ConfigError(f"{at}: a categorical key takes only choices, not {extra[0]}")
     choices = spec.get("choices")
     if not isinstance(choices, list | tuple) or not choices:
         raise ConfigError(f"{at}: choices must be a non-empty list, got {choices!r}")
+    if isinstance(current, float):  # YAML reads 1e-5 as a string: a float key's choices are numbers
+        choices = [_float_or_same(choice) for choice in choices]
     for choice in choices:
         if not isinstance(choice, None | bool | int | float | str) or (
                 isinstance(choice, float) and not math.isfinite(choice)):
@@ -191,6 +197,17 @@ def _categorical(key: str, spec: Mapping[str, Any], at: str) -> CategoricalParam
     if len({(type(c), c) for c in choices}) < len(choices):
         raise ConfigError(f"{at}: choices repeat a value: {list(choices)}")
     return CategoricalParam(key, tuple(choices))
+
+
+def _float_or_same(choice: Any) -> Any:
+    """A numeric string as its float (`"1e-5"` -> 1e-05); anything else as it is."""
+    if not isinstance(choice, str):
+        return choice
+    try:
+        number = float(choice)
+    except ValueError:
+        return choice
+    return number if math.isfinite(number) else choice
 
 
 def _number(spec: Mapping[str, Any], field: str, at: str) -> float:
@@ -252,11 +269,13 @@ def _int_range(key: str, spec: Mapping[str, Any], at: str) -> IntParam:
     return IntParam(key, low, high, step, log)
 
 
-def _nearby(key: str, known: Mapping[str, Any]) -> list[str]:
-    """The valid keys of `key`'s section, or every key when the section is unknown."""
+def _nearby(key: str, known: Mapping[str, Any]) -> str:
+    """The valid keys of `key`'s section, or the sections when the section is unknown (not every key)."""
     section = key.rpartition(".")[0]
     same = [k for k in known if k.rpartition(".")[0] == section]
-    return same or list(known)
+    if same:
+        return f"valid keys: {suggest(same)}"
+    return f"valid keys are in the sections {suggest({k.partition('.')[0] for k in known if '.' in k})}"
 
 
 def _did_you_mean(key: str, known: Mapping[str, Any]) -> str:

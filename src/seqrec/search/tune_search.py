@@ -19,7 +19,7 @@ from seqrec.model_runs import run_data
 from seqrec.run_folders import check_output_dir, check_run_name, claimed_run_dir, recorded_fingerprint
 from seqrec.search.backend import default_storage, shown_url
 from seqrec.search.model_search import LOCAL_KEYS, process_name
-from seqrec.search.run import SearchOutcome, check_counts, read_space, run_study
+from seqrec.search.run import SearchOutcome, check_counts, read_space, run_study, space_name
 from seqrec.search.space import SearchSpace, check_space, known_keys, with_values
 from seqrec.search.study import StudySpec
 from seqrec.search.trials import trial_name
@@ -112,8 +112,9 @@ def run_tune_search(sae_dir: str | Path, space: SearchSpace | Mapping[str, Any] 
     raw = {"targets": list(targets), "suppress": list(suppress), **dict(overrides or {})}
     config = tune_config(raw)
     known = known_keys(to_dict(config), FIXED_KEYS)
+    where = space_name(space)
     space = read_space(space, known)
-    check_space(space, raw, tune_config)
+    check_space(space, raw, tune_config, where)
     name = check_run_name(study or f"{tuned_run_name(config)}-search")
     folder = check_output_dir(Path(output_dir if output_dir is not None else sae_dir) / name)
     trial_runs = TuneTrials(sae_dir, raw, folder, progress, data_dir, attributes_file)
