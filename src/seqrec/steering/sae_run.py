@@ -107,6 +107,19 @@ def parent_dir(path: Path, file: str, meta: dict[str, Any], key: str, fix: str) 
     return parent
 
 
+def load_parent_sae_run(path: Path, file: str, meta: dict[str, Any], fix: str, device: str = "cpu") -> SAERun:
+    """The SAE run that a derived run (steered, tuned) at `path` points at with `meta["sae_run"]`; clear errors when
+    it is missing or not an SAE run."""
+    sae_path = parent_dir(path, file, meta, "sae_run", fix)
+    if not sae_path.is_dir():
+        raise RunError(f"the SAE run of {path} is missing (expected {sae_path.resolve()}); restore it or {fix}")
+    if not is_sae_run(sae_path):
+        raise RunError(f"{path / file}: sae_run {meta['sae_run']} ({sae_path}) is not an SAE run (expected "
+                       f"{SAE_CONFIG} and {SAE_WEIGHTS} there); point it at the SAE run this run was made from or "
+                       f"{fix}")
+    return load_sae_run(sae_path, device=device)
+
+
 def is_sae_run(path: Path) -> bool:
     return (path / SAE_CONFIG).is_file() and (path / SAE_WEIGHTS).is_file()
 

@@ -21,12 +21,8 @@ from seqrec.steering.controls import DEFAULT_ALPHA, PopSteerControl, Steering
 from seqrec.steering.popsteer import NeuronStats, PopularitySteering, check_concept
 from seqrec.steering.sae_run import (
     PROBE_FILE,
-    SAE_CONFIG,
-    SAE_WEIGHTS,
     SAERun,
-    is_sae_run,
-    load_sae_run,
-    parent_dir,
+    load_parent_sae_run,
     read_meta,
     relative_parent,
 )
@@ -115,15 +111,11 @@ def load_steered_run(path: str | Path, device: str = "cpu") -> SteeredRun:
                        "`seqrec steer SAE_RUN --alpha A --save`")
     fix = "steer again (`seqrec steer SAE_RUN --alpha A --save`)"
     meta = read_meta(path / STEER_CONFIG, fix)
-    sae_path = parent_dir(path, STEER_CONFIG, meta, "sae_run", fix)
     try:
         config = from_dict(SteerConfig, {k: v for k, v in meta.items() if k not in ("kind", "sae_run")}, "steer.")
     except (TypeError, ValueError, ConfigError) as exc:
         raise RunError(f"{path / STEER_CONFIG} is damaged ({exc}); {fix}") from None
-    if not is_sae_run(sae_path):
-        raise RunError(f"{path / STEER_CONFIG}: sae_run {meta['sae_run']} ({sae_path}) is not an SAE run (expected "
-                       f"{SAE_CONFIG} and {SAE_WEIGHTS} there); restore it or {fix}")
-    sae_run = load_sae_run(sae_path, device=device)
+    sae_run = load_parent_sae_run(path, STEER_CONFIG, meta, fix, device)
     stats = NeuronStats.load(path / PROBE_FILE, sae_run.sae.latents)
     try:
         PopularitySteering(stats, config.alpha, config.neurons)

@@ -18,12 +18,8 @@ from seqrec.run_folders import atomic, cpu_state, read_records, write_atomically
 from seqrec.run_kinds import register_kind, write_run
 from seqrec.steering.controls import ControllerSource, RecFTTControl, Steering
 from seqrec.steering.sae_run import (
-    SAE_CONFIG,
-    SAE_WEIGHTS,
     SAERun,
-    is_sae_run,
-    load_sae_run,
-    parent_dir,
+    load_parent_sae_run,
     read_meta,
     relative_parent,
 )
@@ -90,19 +86,12 @@ def load_tuned_run(path: str | Path, device: str = "cpu") -> TunedRun:
                        "create one with `seqrec sae tune RUN --target ATTRIBUTE`")
     fix = "tune again"
     meta = read_meta(path / TUNE_CONFIG, fix)
-    sae_path = parent_dir(path, TUNE_CONFIG, meta, "sae_run", fix)
     try:
         config = from_dict(TuneConfig, meta["tune"], "tune.")
         latents = [int(j) for j in meta["latents"]]
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise RunError(f"{path / TUNE_CONFIG} is damaged ({exc}); {fix}") from None
-    if not sae_path.is_dir():
-        raise RunError(f"the SAE run of {path} is missing (expected {sae_path.resolve()}); restore it or tune again")
-    if not is_sae_run(sae_path):
-        raise RunError(f"{path / TUNE_CONFIG}: sae_run {meta['sae_run']} ({sae_path}) is not an SAE run (expected "
-                       f"{SAE_CONFIG} and {SAE_WEIGHTS} there); point it at the SAE run this run was tuned on or "
-                       f"{fix}")
-    sae_run = load_sae_run(sae_path, device=device)
+    sae_run = load_parent_sae_run(path, TUNE_CONFIG, meta, fix, device)
     controller = read_controller(path, sae_run.sae.latents, latents, device)
     metrics, history = read_records(path)
     return TunedRun(config, controller, sae_run, metrics, history, path)
