@@ -163,3 +163,24 @@ def test_more_processes_need_a_module_level_on_trial(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="on_trial must be a function defined at module level"):
         search(tmp_path, jobs=2, on_trial=lambda trial: None)
     assert not (tmp_path / "tiny-search" / "study.db").exists()  # refused before the study is made
+
+
+def test_pruning_savings_by_hand() -> None:
+    """Finished trials ran 4 and 6 epochs (mean 5); pruned ones stopped after 1 and 2: 2 x 5 - 3 = 7 epochs saved,
+    of the 7 + 13 the trials would have run without pruning."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from seqrec.search import pruning_savings
+
+    lr = {"train.lr": FloatDistribution(1e-4, 1e-2)}
+    finished = [create_trial(state=TrialState.COMPLETE, value=0.1, params={"train.lr": 1e-3}, distributions=lr,
+                             user_attrs={"epochs": n}) for n in (4, 6)]
+    pruned = [create_trial(state=TrialState.PRUNED, params={"train.lr": 1e-3}, distributions=lr,
+                           intermediate_values={e: 0.01 for e in range(1, n + 1)}) for n in (1, 2)]
+    assert all(isinstance(t, optuna.trial.FrozenTrial) for t in finished + pruned)
+    savings = pruning_savings(finished + pruned)
+    assert (savings.pruned, savings.pruned_epochs, savings.mean_finished_epochs) == (2, 3, 5.0)
+    assert savings.epochs_saved == 7.0 and savings.epochs_run == 13
+    assert savings.share_saved == pytest.approx(7 / 20)
