@@ -268,7 +268,8 @@ class Recommender:
         the chunk's longest row [C, W] on the model's device). Trimming is exact: positions are right-aligned."""
         if chunk_size < 1:
             raise SeqrecError(f"chunk_size must be >= 1, got {chunk_size}")
-        self.model.eval()
+        if self.model.training:  # eval() walks every module: not on each request of a served model
+            self.model.eval()
         lengths = np.minimum(histories.lengths, self.max_len)
         order = np.argsort(lengths, kind="stable")  # similar lengths per chunk -> less padding
         padded = histories.padded(self.max_len)  # [R, L]

@@ -215,3 +215,17 @@ def test_every_model_scores_sessions_like_users(model_name: str, tiny_data: Spli
         mine = by_user[6 * n : 6 * n + 6]
         assert rec.item_map.to_internal([r["item"] for r in mine]).tolist() == items
         np.testing.assert_allclose([r["score"] for r in mine], scores, rtol=1e-5)
+
+
+def test_a_model_left_in_training_mode_is_scored_in_eval_mode(rec: Recommender) -> None:
+    """Dropout never reaches a recommendation: a model left in train mode is switched to eval first."""
+    users = rec.user_map.external[:4]
+    model = copy.deepcopy(rec.model)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.9
+    training = Recommender(model.train(), rec.user_map, rec.item_map, rec.histories, rec.catalog)
+    clean = Recommender(copy.deepcopy(model).eval(), rec.user_map, rec.item_map, rec.histories, rec.catalog)
+    rows = training.recommend(users, k=5)
+    assert not model.training
+    assert [(r["item"], r["score"]) for r in rows] == [(r["item"], r["score"]) for r in clean.recommend(users, k=5)]
