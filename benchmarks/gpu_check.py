@@ -65,7 +65,7 @@ def synchronise() -> None:
 def make_trainer(config: ExperimentConfig, data, **train_changes) -> Trainer:  # noqa: ANN001
     seed_everything(config.train.seed)
     train = dataclasses.replace(config.train, device=DEVICE, **train_changes)
-    model = build_model(config.model, data.num_items)
+    model = build_model(config.model, data.num_items, data.catalog)
     return Trainer(model, data, train, progress=False)
 
 
@@ -110,7 +110,7 @@ def time_to_accuracy(config: ExperimentConfig, data, target: float, budget: floa
 
 def evaluation_time(config: ExperimentConfig, data, repeats: int = 5) -> dict:  # noqa: ANN001
     """Full ranking of every test user (seen items masked), after one warm-up."""
-    model = build_model(config.model, data.num_items).to(DEVICE).eval()
+    model = build_model(config.model, data.num_items, data.catalog).to(DEVICE).eval()
     ndcg(model, data.test, config)
     times = []
     for _ in range(repeats):

@@ -148,7 +148,8 @@ def test_round_trip_through_a_yaml_file(tmp_path: Path) -> None:
 
 def test_to_dict_of_a_model_config_carries_its_name() -> None:
     assert to_dict(GRU4RecConfig(hidden=8)) == {"name": "gru4rec", "max_len": 50, "hidden": 8, "dropout": 0.2,
-                                                "layers": 1, "gru_hidden": 0}
+                                                "item_features": [], "feature_combine": "sum", "layers": 1,
+                                                "gru_hidden": 0}
     assert from_dict(GRU4RecConfig, {"hidden": 8}) == GRU4RecConfig(hidden=8)
 
 

@@ -25,7 +25,7 @@ def test_every_gpu_test_is_marked_and_skips_without_cuda() -> None:
     marks = {mark.name: mark for mark in tests.pytestmark}
     assert "gpu" in marks
     assert marks["skipif"].args == (not torch.cuda.is_available(),)
-    assert len([name for name in dir(tests) if name.startswith("test_")]) == 5
+    assert len([name for name in dir(tests) if name.startswith("test_")]) == 6
 
 
 def test_gpu_check_exits_cleanly_without_a_gpu(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,

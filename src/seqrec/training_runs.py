@@ -83,7 +83,7 @@ def train(model: ModelConfig, data: SplitData, train_config: TrainConfig | None 
         encoder: SequentialEncoder = from_base_run(retrieval, model, data)
         model = encoder.config
     else:
-        encoder = build_model(model, data.num_items)
+        encoder = build_model(model, data.num_items, data.catalog)
     guide = profile_guide(distill, encoder, data)
     validate = RankingValidation(data.valid, train, ec)
     result = Trainer(encoder, data, train, validate=validate, terms=[guide] if guide is not None else [],

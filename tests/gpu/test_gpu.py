@@ -1,6 +1,6 @@
-"""Checks that need a CUDA GPU: bf16 autocast against fp32, the chunked softmax under autocast, faiss on the GPU
-against faiss on the CPU, and data-parallel training over NCCL. Every test is skipped where no GPU is present (as in
-CI); `python benchmarks/gpu_check.py` runs them with the GPU timings."""
+"""Checks that need a CUDA GPU: bf16 autocast against fp32, the chunked softmax and the negative-sampling losses
+under autocast, faiss on the GPU against faiss on the CPU, and data-parallel training over NCCL. Every test is
+skipped where no GPU is present (as in CI); `python benchmarks/gpu_check.py` runs them with the GPU timings."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import yaml
 import seqrec
 from helpers import TINY_SYNTHETIC
 from seqrec.models import build_model
-from seqrec.models.losses import chunked_softmax_ce, full_softmax_ce
+from seqrec.models.losses import chunked_softmax_ce, full_softmax_ce, negative_sampling_loss
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -83,6 +83,26 @@ def test_chunked_softmax_under_autocast_matches_full_fp32() -> None:
     assert chunked.dtype == torch.float32
     assert chunked.item() == pytest.approx(exact.item(), rel=1e-2)
     for a, b in zip(exact_grads, chunked_grads, strict=True):
+        assert torch.nn.functional.cosine_similarity(a.flatten(), b.float().flatten(), dim=0) > 0.99
+
+
+@pytest.mark.parametrize("kind", ["bce", "bpr", "gbce"])
+def test_negative_sampling_losses_under_autocast_match_fp32(kind: str) -> None:
+    """The same negatives (same seed) in fp32 and under bf16 autocast: loss and gradients agree."""
+    g = torch.Generator().manual_seed(3)
+    hidden = torch.randn(700, 64, generator=g).to(CUDA).requires_grad_()
+    table = torch.randn(5001, 64, generator=g).mul(0.1).to(CUDA).requires_grad_()
+    targets = torch.randint(1, 5001, (700,), generator=g).to(CUDA)
+    negatives = 1 if kind == "bpr" else 64
+    results = []
+    for autocast in (False, True):
+        loss_fn = negative_sampling_loss(kind, 5000, negatives, torch.Generator().manual_seed(4))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(hidden, targets, table)
+        results.append((loss.float(), torch.autograd.grad(loss, (hidden, table))))
+    (exact, exact_grads), (fast, fast_grads) = results
+    assert torch.isfinite(fast) and fast.item() == pytest.approx(exact.item(), rel=2e-2)
+    for a, b in zip(exact_grads, fast_grads, strict=True):
         assert torch.nn.functional.cosine_similarity(a.flatten(), b.float().flatten(), dim=0) > 0.99
 
 

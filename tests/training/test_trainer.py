@@ -184,3 +184,19 @@ def test_bad_loss_settings_are_config_errors() -> None:
         tiny_train_config(loss="fused")
     with pytest.raises(ConfigError, match="loss_chunk"):
         tiny_train_config(loss="chunked", loss_chunk=0)
+
+
+@pytest.mark.parametrize(("model", "loss"), [("sasrec", "bce"), ("sasrec", "bpr"), ("sasrec", "gbce"),
+                                             ("gru4rec", "bpr"), ("bert4rec", "bce")])
+def test_negative_sampling_losses_train(tiny_data: SplitData, model: str, loss: str) -> None:
+    negatives = {"bce": 4, "bpr": 1, "gbce": 16}[loss]
+    trainer = make_trainer(tiny_data, model, epochs=8, loss=loss, negatives=negatives)
+    before = trainer.validate(trainer.model)["NDCG@10"]
+    result = trainer.fit()
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.best_valid["NDCG@10"] > before + 0.05
+
+
+def test_gbce_needs_fewer_negatives_than_items(tiny_data: SplitData) -> None:
+    with pytest.raises(ConfigError, match="below"):
+        make_trainer(tiny_data, loss="gbce", negatives=tiny_data.num_items)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
@@ -11,9 +11,10 @@ from torch import nn
 
 from seqrec.config import check_finite
 from seqrec.errors import ConfigError
-from seqrec.models.losses import Encode, LossSum, SoftmaxLoss, next_item_loss
+from seqrec.models.losses import Encode, ItemLoss, LossSum, next_item_loss
 
 if TYPE_CHECKING:
+    from seqrec.data.catalog import ItemCatalog
     from seqrec.models.terms import LossTerm
 
 Objective = Literal["next_item", "cloze"]
@@ -28,9 +29,17 @@ class ModelConfig:
     max_len: int = 50
     hidden: int = 64
     dropout: float = 0.2
+    item_features: list[str] = field(default_factory=list)  # catalogue attributes embedded beside the item id
+    feature_combine: Literal["sum", "concat"] = "sum"  # id + features, or a projection of both side by side
 
     def __post_init__(self) -> None:
         check_finite(self, "model")
+        self.item_features = list(self.item_features)
+        if len(set(self.item_features)) < len(self.item_features) or not all(
+                isinstance(n, str) and n for n in self.item_features):
+            raise ConfigError(f"model.item_features must be distinct attribute names, got {self.item_features}")
+        if self.feature_combine not in ("sum", "concat"):
+            raise ConfigError(f"model.feature_combine must be sum or concat, got {self.feature_combine!r}")
         if self.max_len < 2:
             raise ConfigError(f"model.max_len must be >= 2, got {self.max_len}")
         if self.hidden < 1:
@@ -63,10 +72,12 @@ class SequentialEncoder(nn.Module):
     config: ModelConfig
     causal: ClassVar[bool] = False  # True when position t's hidden state sees only items up to t
 
-    def __init__(self, config: ModelConfig, num_items: int) -> None:
+    def __init__(self, config: ModelConfig, num_items: int, catalog: ItemCatalog | None = None) -> None:
         super().__init__()
         self.config = config
         self.num_items = num_items
+        if catalog is not None and catalog.num_items != num_items:
+            raise ConfigError(f"the item catalogue has {catalog.num_items} items, the model {num_items}")
 
     @property
     def max_len(self) -> int:
@@ -101,13 +112,13 @@ class SequentialEncoder(nn.Module):
         """Columns of a training row: max_len inputs, plus the next item for next-item objectives."""
         return self.max_len + (1 if self.config.objective == "next_item" else 0)
 
-    def recommendation_loss(self, batch: torch.Tensor, softmax: SoftmaxLoss, generator: torch.Generator,
+    def recommendation_loss(self, batch: torch.Tensor, item_loss: ItemLoss, generator: torch.Generator,
                             encode: Encode) -> tuple[LossSum, torch.Tensor | None]:
         """The model's own objective (next item at every real position here); `encode` runs the encoder.
 
         batch [B, W] training rows -> (summed loss and its positions, the targets [B, L] of each input position)
         """
-        return next_item_loss(self, batch, softmax=softmax, encode=encode), batch[:, 1:]
+        return next_item_loss(self, batch, item_loss=item_loss, encode=encode), batch[:, 1:]
 
     def loss_terms(self, train: TrainingSet) -> list[LossTerm]:
         """The model's extra training terms (e.g. DuoRec's contrastive loss); none for a plain model."""
@@ -131,6 +142,7 @@ def register(config_cls: type[ModelConfig], model_cls: type[SequentialEncoder]) 
     MODEL_REGISTRY[config_cls.name] = (config_cls, model_cls)
 
 
-def build_model(config: ModelConfig, num_items: int) -> SequentialEncoder:
+def build_model(config: ModelConfig, num_items: int, catalog: ItemCatalog | None = None) -> SequentialEncoder:
+    """The registered model of `config`; `catalog` supplies the attributes of `model.item_features`."""
     _, model_cls = MODEL_REGISTRY[config.name]
-    return model_cls(config, num_items)
+    return model_cls(config, num_items, catalog if config.item_features else None)

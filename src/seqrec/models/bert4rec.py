@@ -8,9 +8,10 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from seqrec.data.catalog import ItemCatalog
 from seqrec.errors import ConfigError
 from seqrec.models.base import Objective, register
-from seqrec.models.losses import Encode, LossSum, SoftmaxLoss, cloze_loss
+from seqrec.models.losses import Encode, ItemLoss, LossSum, cloze_loss
 from seqrec.models.sasrec import SASRec, SASRecConfig
 
 
@@ -24,6 +25,7 @@ class BERT4RecConfig(SASRecConfig):
     norm: Literal["pre", "post"] = "post"
     activation: Literal["relu", "gelu"] = "gelu"
     mask_prob: float = 0.2
+    mask_last: float = 0.0  # probability of also masking a row's last item (the position recommendations use)
 
     def __post_init__(self) -> None:
         if self.inner == 0:
@@ -31,6 +33,8 @@ class BERT4RecConfig(SASRecConfig):
         super().__post_init__()
         if not 0.0 < self.mask_prob < 1.0:
             raise ConfigError(f"model.mask_prob must be in (0, 1), got {self.mask_prob}")
+        if not 0.0 <= self.mask_last <= 1.0:
+            raise ConfigError(f"model.mask_last must be in [0, 1], got {self.mask_last}")
 
 
 class BERT4Rec(SASRec):
@@ -39,8 +43,8 @@ class BERT4Rec(SASRec):
     causal: ClassVar[bool] = False
     extra_tokens: ClassVar[int] = 1
 
-    def __init__(self, config: BERT4RecConfig, num_items: int) -> None:
-        super().__init__(config, num_items)
+    def __init__(self, config: BERT4RecConfig, num_items: int, catalog: ItemCatalog | None = None) -> None:
+        super().__init__(config, num_items, catalog)
         self.head = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.LayerNorm(config.hidden))
 
     config: BERT4RecConfig
@@ -49,10 +53,12 @@ class BERT4Rec(SASRec):
     def mask_token(self) -> int:
         return self.num_items + 1
 
-    def recommendation_loss(self, batch: torch.Tensor, softmax: SoftmaxLoss, generator: torch.Generator,
+    def recommendation_loss(self, batch: torch.Tensor, item_loss: ItemLoss, generator: torch.Generator,
                             encode: Encode) -> tuple[LossSum, torch.Tensor | None]:
         """Cloze: predict randomly masked items from both sides (no next-item targets)."""
-        return cloze_loss(self, batch, self.config.mask_prob, generator, softmax=softmax, encode=encode), None
+        c = self.config
+        return cloze_loss(self, batch, c.mask_prob, generator, item_loss=item_loss, encode=encode,
+                          mask_last=c.mask_last), None
 
     def encode(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
         return self.head(super().encode(items))

@@ -8,19 +8,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqrec.models.features import ItemFeatureEmbedding
+
 
 class SequenceEmbedding(nn.Module):
     """Item embedding (row 0 = padding) + learned positions, scaled, with dropout and padding zeroed."""
 
     def __init__(self, num_items: int, max_len: int, hidden: int, dropout: float, input_norm: bool,
-                 extra_tokens: int = 0, positions: Literal["left", "right"] = "right") -> None:
+                 extra_tokens: int = 0, positions: Literal["left", "right"] = "right",
+                 features: ItemFeatureEmbedding | None = None) -> None:
         super().__init__()
         self.left_aligned = positions == "left"
         self.items = nn.Embedding(num_items + 1 + extra_tokens, hidden, padding_idx=0)
+        self.features = features
         self.positions = nn.Embedding(max_len, hidden)
         self.norm = nn.LayerNorm(hidden) if input_norm else nn.Identity()  # post-LN models normalise inputs
         self.dropout = nn.Dropout(dropout)
         self.scale = 1.0 if input_norm else hidden**0.5  # pre-LN (SASRec) scales item vectors instead
+
+    def table(self) -> torch.Tensor:
+        """Every token's vector: the id embedding, with side features when the model has them.  -> [T, D]"""
+        return self.items.weight if self.features is None else self.features(self.items.weight)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
         if self.left_aligned:  # position = how many items precede this one (0 = oldest in the window)
@@ -29,7 +37,8 @@ class SequenceEmbedding(nn.Module):
             length = items.shape[1]
             pos = torch.arange(self.positions.num_embeddings - length, self.positions.num_embeddings,
                                device=items.device)
-        x = self.items(items) * self.scale + self.positions(pos)
+        vectors = self.items(items) if self.features is None else F.embedding(items, self.table())
+        x = vectors * self.scale + self.positions(pos)
         x = self.dropout(self.norm(x))
         return x * (items != 0).unsqueeze(-1)
 

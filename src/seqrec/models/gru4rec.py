@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqrec.data.catalog import ItemCatalog
 from seqrec.errors import ConfigError
 from seqrec.models.base import ModelConfig, Objective, SequentialEncoder, register
 from seqrec.models.blocks import init_weights
+from seqrec.models.features import item_feature_embedding
 
 EMBEDDING_STD = 0.3
 
@@ -36,10 +39,12 @@ class GRU4Rec(SequentialEncoder):
 
     causal: ClassVar[bool] = True
 
-    def __init__(self, config: GRU4RecConfig, num_items: int) -> None:
-        super().__init__(config, num_items)
+    def __init__(self, config: GRU4RecConfig, num_items: int, catalog: ItemCatalog | None = None) -> None:
+        super().__init__(config, num_items, catalog)
         state = config.gru_hidden or config.hidden
         self.items = nn.Embedding(num_items + 1, config.hidden, padding_idx=0)
+        self.features = item_feature_embedding(config.item_features, catalog, config.hidden,
+                                               config.feature_combine, std=EMBEDDING_STD)
         self.dropout = nn.Dropout(config.dropout)
         self.gru = nn.GRU(config.hidden, state, num_layers=config.layers, batch_first=True)
         self.project = nn.Linear(state, config.hidden)
@@ -56,7 +61,8 @@ class GRU4Rec(SequentialEncoder):
         cols = torch.arange(length, device=items.device)
         shift = (cols[None, :] + (length - lengths)[:, None]) % length  # left-padded -> right-padded
         right = items.gather(1, shift)
-        packed = pack_padded_sequence(self.dropout(self.items(right)), lengths.cpu(), batch_first=True,
+        vectors = self.items(right) if self.features is None else F.embedding(right, self.item_embeddings())
+        packed = pack_padded_sequence(self.dropout(vectors), lengths.cpu(), batch_first=True,
                                       enforce_sorted=False)
         out, _ = self.gru(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=length)  # [B, L, S]
@@ -65,7 +71,7 @@ class GRU4Rec(SequentialEncoder):
         return self.project(self.dropout(out)) * (items != 0).unsqueeze(-1)
 
     def item_embeddings(self) -> torch.Tensor:  # [N+1, D]
-        return self.items.weight
+        return self.items.weight if self.features is None else self.features(self.items.weight)
 
 
 register(GRU4RecConfig, GRU4Rec)

@@ -1,4 +1,7 @@
-"""Recommendation objectives as pure functions of (model, batch), over a choice of softmax output.
+"""Recommendation objectives as pure functions of (model, batch), over a choice of item loss.
+
+An item loss scores hidden states against target items: the softmax cross-entropies (full, chunked, sampled with
+logQ correction) or the negative-sampling losses of the original models (BCE, BPR, gBCE).
 
 Every loss returns a `LossSum` (sum over predicted positions, their count) so that data-parallel training can
 divide by the global count and match a single process exactly.
@@ -6,6 +9,7 @@ divide by the global count and match a single process exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -30,8 +34,8 @@ class LossSum:
         return self.total / self.count.clamp(min=1)
 
 
-class SoftmaxLoss(Protocol):
-    """Summed cross-entropy of hidden states against target items.  hidden [P, D], targets [P] in 1..N"""
+class ItemLoss(Protocol):
+    """Summed loss of hidden states against target items.  hidden [P, D], targets [P] in 1..N, items [N+1, D]"""
 
     def __call__(self, hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         ...
@@ -88,7 +92,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
         return grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype), None, None
 
 
-def chunked_softmax_ce(chunk: int) -> SoftmaxLoss:
+def chunked_softmax_ce(chunk: int) -> ItemLoss:
     """Full-softmax CE computed `chunk` positions at a time (same value and gradients as `full_softmax_ce`)."""
 
     def loss(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -100,7 +104,7 @@ def chunked_softmax_ce(chunk: int) -> SoftmaxLoss:
 
 
 def sampled_softmax_ce(item_probs: torch.Tensor, negatives: int,
-                       generator: torch.Generator | None = None) -> SoftmaxLoss:
+                       generator: torch.Generator | None = None) -> ItemLoss:
     """Sampled softmax with logQ correction: `negatives` items shared by the batch, drawn from `item_probs`.
 
     Every logit (target and negatives) is reduced by log q(item), which makes the sampled softmax a consistent
@@ -122,8 +126,84 @@ def sampled_softmax_ce(item_probs: torch.Tensor, negatives: int,
     return loss
 
 
+NegativeLossKind = Literal["bce", "bpr", "gbce"]
+MAX_SHARED = 32  # consecutive positions that share one draw of negatives, at most
+
+
+def shared_block(negatives: int) -> int:
+    """Positions per draw: 1 (every position its own) up to 8 negatives, then negatives / 8, at most 32.
+
+    Sharing a draw among neighbouring positions (mostly of one sequence) turns the [P, K, D] gather into a
+    batched matmul over [P/G, K, D], so memory and time stay near 8·D per position whatever K is; each position
+    still sees K uniform negatives.
+    """
+    return max(1, min(MAX_SHARED, negatives // 8))
+
+
+def sampled_scores(hidden: torch.Tensor, items: torch.Tensor, ids: torch.Tensor, size: int) -> torch.Tensor:
+    """Each position against the negatives of its block of `size` (G) positions.
+
+    hidden [P, D], items [N+1, D], ids [ceil(P/G), K] -> [P, K]
+    """
+    blocks, k = ids.shape
+    padded = F.pad(hidden, (0, 0, 0, blocks * size - len(hidden)))  # [P', D]
+    scores = torch.bmm(padded.view(blocks, size, -1), items[ids].transpose(1, 2))  # [P/G, G, K]
+    return scores.reshape(blocks * size, k)[: len(hidden)]
+
+
+def gbce_beta(negatives: int, num_items: int, t: float) -> float:
+    """gSASRec's power on the positive probability: β = α(t(1 − 1/α) + 1/α), α = negatives / (N − 1).
+
+    t = 0 gives β = 1 (plain BCE); t = 1 gives β = α, fully calibrated for uniform sampling.
+    """
+    alpha = negatives / max(num_items - 1, 1)
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def negative_sampling_loss(kind: NegativeLossKind, num_items: int, negatives: int,
+                           generator: torch.Generator | None = None, t: float = 0.75,
+                           item_probs: torch.Tensor | None = None) -> ItemLoss:
+    """Binary losses over each position's own sampled negatives (drawn uniformly, or from `item_probs` [N]).
+
+    bce: −log σ(s⁺) − Σ_k log(1 − σ(s⁻_k)) (the original SASRec with one negative);
+    bpr: −log σ(s⁺ − s⁻) with one negative (BPR-MF's pairwise loss, as in ReChorus);
+    gbce: −β·log σ(s⁺) − Σ_k log(1 − σ(s⁻_k)), β from `gbce_beta` (gSASRec, Petrov & Macdonald 2023).
+    A negative that equals its position's target is left out of the sum. Neighbouring positions share draws
+    (`shared_block`). For bce and gbce every logit is shifted by log(β / K): the common score at which the positive's
+    and the K negatives' gradients balance. Without it the model must first move every score down to that level
+    (about −6.7 for gBCE with 256 negatives on 3,416 items), and gBCE stayed at popularity level for 10 epochs on
+    ml-1m-sas (docs/benchmarks.md); a shift shared by all items never changes a ranking. With one BCE negative the
+    shift is 0.
+    """
+    if kind == "bpr" and negatives != 1:
+        raise ValueError("bpr compares the target with exactly one negative")
+    beta = gbce_beta(negatives, num_items, t) if kind == "gbce" else 1.0
+    offset = math.log(beta / negatives)  # bce with one negative: 0
+    cpu_probs = None if item_probs is None else item_probs.detach().cpu()
+
+    share = shared_block(negatives)
+
+    def loss(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        shape = (-(-len(targets) // share), negatives)  # one draw per block of `share` positions
+        if cpu_probs is None:
+            drawn = torch.randint(1, num_items + 1, shape, generator=generator)
+        else:
+            drawn = torch.multinomial(cpu_probs, shape[0] * negatives, replacement=True,
+                                      generator=generator).view(shape) + 1
+        neg = drawn.to(hidden.device)  # [P/G, K]
+        kept = neg.repeat_interleave(share, dim=0)[: len(targets)] != targets[:, None]  # [P, K]
+        positive = _wide((hidden * items[targets]).sum(-1))  # [P]
+        negative = _wide(sampled_scores(hidden, items, neg, share))  # [P, K]
+        if kind == "bpr":
+            return (F.softplus(negative[:, 0] - positive) * kept[:, 0]).sum()
+        positive, negative = positive + offset, negative + offset
+        return beta * F.softplus(-positive).sum() + (F.softplus(negative) * kept).sum()
+
+    return loss
+
+
 def next_item_loss(model: SequentialEncoder, batch: torch.Tensor, last_only: bool = False,
-                   softmax: SoftmaxLoss = full_softmax_ce, encode: Encode | None = None) -> LossSum:
+                   item_loss: ItemLoss = full_softmax_ce, encode: Encode | None = None) -> LossSum:
     """Shifted-sequence loss: position t predicts item t+1, at every real position (or the last only).
 
     batch [B, L+1] left-padded training sequences; `encode` replaces `model.encode` (e.g. to keep other layers).
@@ -133,30 +213,35 @@ def next_item_loss(model: SequentialEncoder, batch: torch.Tensor, last_only: boo
     if last_only:
         hidden, inputs, targets = hidden[:, -1:], inputs[:, -1:], targets[:, -1:]
     real = (targets != 0) & (inputs != 0)
-    return LossSum(softmax(hidden[real], targets[real], model.item_embeddings()), real.sum())
+    return LossSum(item_loss(hidden[real], targets[real], model.item_embeddings()), real.sum())
 
 
-def cloze_mask(items: torch.Tensor, mask_prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def cloze_mask(items: torch.Tensor, mask_prob: float, generator: torch.Generator | None = None,
+               mask_last: float = 0.0) -> torch.Tensor:
     """Positions to mask: each real item with probability `mask_prob`, and the last item of rows with none.
 
-    items [B, L] left-padded -> bool [B, L]
+    With `mask_last` > 0, a row's last item is also masked with that probability: the position the model is
+    asked about when it recommends (the mask appended after the history). items [B, L] left-padded -> bool [B, L]
     """
     real = items != 0
     draw = torch.rand(items.shape, generator=generator, device="cpu").to(items.device)
     masked = (draw < mask_prob) & real
+    if mask_last > 0:
+        last = torch.rand(len(items), generator=generator, device="cpu").to(items.device) < mask_last
+        masked[:, -1] |= last & real[:, -1]
     none = ~masked.any(dim=1)
     masked[:, -1] |= none & real[:, -1]
     return masked
 
 
 def cloze_loss(model: SequentialEncoder, batch: torch.Tensor, mask_prob: float,
-               generator: torch.Generator | None = None, softmax: SoftmaxLoss = full_softmax_ce,
-               encode: Encode | None = None) -> LossSum:
+               generator: torch.Generator | None = None, item_loss: ItemLoss = full_softmax_ce,
+               encode: Encode | None = None, mask_last: float = 0.0) -> LossSum:
     """BERT4Rec masked-item loss: predict each masked item from both sides.  batch [B, L]"""
-    masked = cloze_mask(batch, mask_prob, generator)
+    masked = cloze_mask(batch, mask_prob, generator, mask_last)
     inputs = torch.where(masked, torch.full_like(batch, model.mask_token), batch)  # type: ignore[attr-defined]
     hidden = (encode or model.encode)(inputs)  # [B, L, D]
-    return LossSum(softmax(hidden[masked], batch[masked], model.item_embeddings()), masked.sum())
+    return LossSum(item_loss(hidden[masked], batch[masked], model.item_embeddings()), masked.sum())
 
 
 def info_nce(first: torch.Tensor, second: torch.Tensor, temperature: float = 1.0,

@@ -7,10 +7,12 @@ from typing import ClassVar, Literal
 
 import torch
 
+from seqrec.data.catalog import ItemCatalog
 from seqrec.errors import ConfigError
 from seqrec.models.base import ModelConfig, Objective, SequentialEncoder, register
 from seqrec.models.blocks import SequenceEmbedding, TransformerStack, attention_mask, init_weights
-from seqrec.models.losses import Encode, LossSum, SoftmaxLoss, next_item_loss
+from seqrec.models.features import item_feature_embedding
+from seqrec.models.losses import Encode, ItemLoss, LossSum, next_item_loss
 
 
 @dataclass
@@ -58,12 +60,13 @@ class SASRec(SequentialEncoder):
     causal: ClassVar[bool] = True
     extra_tokens: ClassVar[int] = 0
 
-    def __init__(self, config: SASRecConfig, num_items: int) -> None:
-        super().__init__(config, num_items)
+    def __init__(self, config: SASRecConfig, num_items: int, catalog: ItemCatalog | None = None) -> None:
+        super().__init__(config, num_items, catalog)
         c = config
+        features = item_feature_embedding(c.item_features, catalog, c.hidden, c.feature_combine)
         self.embed = SequenceEmbedding(num_items, c.max_len, c.hidden, c.dropout,
                                        input_norm=c.norm == "post", extra_tokens=self.extra_tokens,
-                                       positions=c.positions)
+                                       positions=c.positions, features=features)
         self.stack = TransformerStack(c.blocks, c.hidden, c.heads, c.inner or c.hidden, c.dropout,
                                       c.norm, c.activation)
         init_weights(self)
@@ -75,13 +78,13 @@ class SASRec(SequentialEncoder):
         return self.stack.all_layers(self.embed(items), attention_mask(items, causal=self.causal))
 
     def item_embeddings(self) -> torch.Tensor:  # [N+1, D]
-        return self.embed.items.weight[: self.num_items + 1]
+        return self.embed.table()[: self.num_items + 1]
 
-    def recommendation_loss(self, batch: torch.Tensor, softmax: SoftmaxLoss, generator: torch.Generator,
+    def recommendation_loss(self, batch: torch.Tensor, item_loss: ItemLoss, generator: torch.Generator,
                             encode: Encode) -> tuple[LossSum, torch.Tensor | None]:
         """Next item at every real position, or at the last one only (`loss_positions: last`)."""
         last_only = self.config.loss_positions == "last"
-        return next_item_loss(self, batch, last_only=last_only, softmax=softmax, encode=encode), batch[:, 1:]
+        return next_item_loss(self, batch, last_only=last_only, item_loss=item_loss, encode=encode), batch[:, 1:]
 
 
 register(SASRecConfig, SASRec)

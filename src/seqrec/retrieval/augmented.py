@@ -10,7 +10,7 @@ import torch
 
 from seqrec.errors import ConfigError
 from seqrec.models.base import SequentialEncoder, TrainingSet
-from seqrec.models.losses import Encode, LossSum, SoftmaxLoss
+from seqrec.models.losses import Encode, ItemLoss, LossSum
 from seqrec.models.terms import LossTerm
 from seqrec.retrieval.config import RetrievalConfig
 from seqrec.retrieval.fusion import Fused, fuse
@@ -137,10 +137,10 @@ class RetrievalAugmented(SequentialEncoder):
         targets = torch.from_numpy(np.where(found.mask, self.knowledge.targets[rows], 0)).to(device)
         return Retrieved(keys, self.item_embeddings()[targets], torch.from_numpy(found.mask).to(device))
 
-    def recommendation_loss(self, batch: torch.Tensor, softmax: SoftmaxLoss, generator: torch.Generator,
+    def recommendation_loss(self, batch: torch.Tensor, item_loss: ItemLoss, generator: torch.Generator,
                             encode: Encode) -> tuple[LossSum, torch.Tensor | None]:
         """The base model's own objective (its `encode` is the same)."""
-        return self.base.recommendation_loss(batch, softmax, generator, encode)
+        return self.base.recommendation_loss(batch, item_loss, generator, encode)
 
     def loss_terms(self, train: TrainingSet) -> list[LossTerm]:
         from seqrec.retrieval.objective import RetrievalLoss

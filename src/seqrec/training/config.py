@@ -35,11 +35,15 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     threads: int = 0  # torch CPU threads; 0 = torch default
-    # softmax CE over all items, exact: "chunked" (bounded memory, faster on CPU) or "full"; or "sampled" (logQ)
-    loss: Literal["full", "chunked", "sampled"] = "chunked"
+    # softmax CE over all items, exact: "chunked" (bounded memory, faster on CPU) or "full"; or "sampled" (logQ);
+    # or a binary loss over sampled negatives: "bce" (original SASRec), "bpr" (one negative), "gbce" (gSASRec)
+    loss: Literal["full", "chunked", "sampled", "bce", "bpr", "gbce"] = "chunked"
     loss_chunk: int = 1024  # positions per chunk of logits (loss: chunked)
-    negatives: int = 1024  # shared negatives per batch (loss: sampled)
-    negative_sampler: Literal["popularity", "uniform"] = "popularity"  # with logQ correction (loss: sampled)
+    # negatives per batch (sampled: 1024) or per position (bce: 1, bpr: 1, gbce: 256); 0 = the loss's default
+    negatives: int = 0
+    # auto = popularity with logQ correction for sampled, uniform for bce/bpr/gbce
+    negative_sampler: Literal["auto", "popularity", "uniform"] = "auto"
+    gbce_t: float = 0.75  # gBCE calibration t in [0, 1]: 0 = plain BCE, 1 = fully calibrated (loss: gbce)
     checkpoint_every: int = 1  # save a checkpoint every N epochs (and when training stops); 0 = never
     dist_timeout: float = 120.0  # seconds to meet the other processes under torchrun before giving up
     compile: bool = False  # torch.compile the encoder (dynamic shapes); slower on CPU, unmeasured on GPU
@@ -47,7 +51,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_finite(self, "train")
-        for key in ("epochs", "batch_size", "eval_every", "loss_chunk", "negatives"):
+        for key in ("epochs", "batch_size", "eval_every", "loss_chunk"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
@@ -62,10 +66,43 @@ class TrainConfig:
         unknown = [name for name in self.loggers if name not in LOGGERS]
         if unknown or len(set(self.loggers)) < len(self.loggers):
             raise ConfigError(f"train.loggers must be distinct names among {', '.join(LOGGERS)}; got {self.loggers}")
-        if self.loss not in ("full", "chunked", "sampled"):
-            raise ConfigError(f"train.loss must be full, chunked or sampled, got {self.loss!r}")
-        if self.negative_sampler not in ("popularity", "uniform"):
-            raise ConfigError(f"train.negative_sampler must be popularity or uniform, got {self.negative_sampler!r}")
+        check_loss(self)
+
+    @property
+    def negatives_used(self) -> int:
+        """`negatives`, or the loss's default when it is 0."""
+        return self.negatives or DEFAULT_NEGATIVES.get(self.loss, 0)
+
+    @property
+    def sampler_used(self) -> str:
+        """`negative_sampler`, with auto resolved: popularity for sampled softmax, uniform otherwise."""
+        if self.negative_sampler != "auto":
+            return self.negative_sampler
+        return "popularity" if self.loss == "sampled" else "uniform"
+
+
+LOSSES = ("full", "chunked", "sampled", "bce", "bpr", "gbce")
+DEFAULT_NEGATIVES = {"sampled": 1024, "bce": 1, "bpr": 1, "gbce": 256}
+
+
+def check_loss(cfg: TrainConfig) -> None:
+    """The loss and its negative-sampling settings agree."""
+    if cfg.loss not in LOSSES:
+        raise ConfigError(f"train.loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
+    if cfg.negative_sampler not in ("auto", "popularity", "uniform"):
+        raise ConfigError(f"train.negative_sampler must be auto, popularity or uniform, got {cfg.negative_sampler!r}")
+    if cfg.negatives < 0:
+        raise ConfigError(f"train.negatives must be >= 0 (0 = the loss's default), got {cfg.negatives}")
+    if cfg.loss == "bpr" and cfg.negatives not in (0, 1):
+        raise ConfigError(f"train.loss bpr compares each target with one negative; train.negatives is "
+                          f"{cfg.negatives} (set it to 1, or use train.loss: bce or gbce for several)")
+    if not 0.0 <= cfg.gbce_t <= 1.0:
+        raise ConfigError(f"train.gbce_t must be in [0, 1], got {cfg.gbce_t}")
+    if cfg.loss == "gbce" and cfg.negative_sampler == "popularity":
+        raise ConfigError("train.loss gbce calibrates for uniformly sampled negatives; set train.negative_sampler "
+                          "to uniform (or auto)")
+    if cfg.loss == "gbce" and cfg.negatives_used < 1:
+        raise ConfigError("train.loss gbce needs train.negatives >= 1")
 
 
 @dataclass

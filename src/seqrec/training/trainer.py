@@ -15,7 +15,14 @@ from rich.progress import Progress
 from seqrec.data.splits import SplitData
 from seqrec.errors import ConfigError, NonFiniteError
 from seqrec.models.base import SequentialEncoder, TrainingSet
-from seqrec.models.losses import LossSum, SoftmaxLoss, chunked_softmax_ce, full_softmax_ce, sampled_softmax_ce
+from seqrec.models.losses import (
+    ItemLoss,
+    LossSum,
+    chunked_softmax_ce,
+    full_softmax_ce,
+    negative_sampling_loss,
+    sampled_softmax_ce,
+)
 from seqrec.models.terms import LossTerm, Step
 from seqrec.training import distributed
 from seqrec.training.callbacks import Checkpointing, EarlyStopping, EpochFunctions, ProgressBar, TimeBudget
@@ -39,11 +46,11 @@ class Objective(torch.nn.Module):
     (users [B], batch [B, W]) -> [1 + T] sums and [1 + T] counts: the recommendation loss first, then each term.
     """
 
-    def __init__(self, model: SequentialEncoder, softmax: SoftmaxLoss, generator: torch.Generator,
+    def __init__(self, model: SequentialEncoder, item_loss: ItemLoss, generator: torch.Generator,
                  terms: Sequence[LossTerm] = ()) -> None:
         super().__init__()
         self.model = model
-        self.softmax = softmax
+        self.item_loss = item_loss
         self.generator = generator
         self.terms = torch.nn.ModuleList(terms)
         self.layered = any(term.layer is not None for term in terms)
@@ -57,7 +64,7 @@ class Objective(torch.nn.Module):
             seen["inputs"] = items
             return seen["hidden"]
 
-        out, targets = self.model.recommendation_loss(batch, self.softmax, self.generator, encode)
+        out, targets = self.model.recommendation_loss(batch, self.item_loss, self.generator, encode)
         step = Step(users, batch, seen["inputs"], targets, seen["hidden"], seen["layers"])
         parts = [out] + [term(step) for term in self.terms]
         return torch.stack([p.total.float() for p in parts]), torch.stack([p.count.float() for p in parts])
@@ -119,7 +126,7 @@ class Trainer:
         names = [t.name for t in self.terms]
         if len(set(names)) < len(names) or RECOMMENDATION in names:
             raise ConfigError(f"loss terms need distinct names other than {RECOMMENDATION!r}; got {names}")
-        self.softmax = self._softmax()
+        self.item_loss = self._item_loss()
         if config.compile:  # `encode` only (not `encode_layers`): the loss selects positions, so shapes vary
             self.model.encode = torch.compile(self.model.encode, dynamic=True)  # type: ignore[method-assign]
         self.active: list[LossTerm] = [t for t in self.terms if t.active(1)]
@@ -147,16 +154,22 @@ class Trainer:
     def _agree(self, flag: bool) -> bool:
         return self.dist.any(flag, self.device)  # ranks' clocks differ; stop together
 
-    def _softmax(self) -> SoftmaxLoss:
-        cfg = self.config
+    def _item_loss(self) -> ItemLoss:
+        cfg, num_items = self.config, self.model.num_items
         if cfg.loss == "chunked":
             return chunked_softmax_ce(cfg.loss_chunk)
+        if cfg.loss == "full":
+            return full_softmax_ce
+        counts = torch.bincount(self.sequences.flatten().cpu(), minlength=num_items + 1)[1:].double()
+        probs = (counts + 1) / (counts + 1).sum()  # [N] popularity, smoothed
         if cfg.loss == "sampled":
-            counts = torch.bincount(self.sequences.flatten(), minlength=self.model.num_items + 1)[1:].double()
-            if cfg.negative_sampler == "uniform":
-                counts = torch.ones_like(counts)
-            return sampled_softmax_ce((counts + 1) / (counts + 1).sum(), cfg.negatives, self.generator)
-        return full_softmax_ce
+            uniform = cfg.sampler_used == "uniform"
+            return sampled_softmax_ce(torch.full_like(probs, 1 / num_items) if uniform else probs,
+                                      cfg.negatives_used, self.generator)
+        if cfg.loss == "gbce" and cfg.negatives_used >= num_items:
+            raise ConfigError(f"train.negatives ({cfg.negatives_used}) must be below the {num_items} items for gbce")
+        return negative_sampling_loss(cfg.loss, num_items, cfg.negatives_used, self.generator, cfg.gbce_t,
+                                      probs if cfg.sampler_used == "popularity" else None)
 
     def _parameter_groups(self) -> list[dict]:
         """The model's groups (it may train parts at other rates), then the terms' own parameters."""
@@ -171,7 +184,7 @@ class Trainer:
         return TrainingSet(self.users, self.sequences, full, self.generator)
 
     def _objective(self, terms: Sequence[LossTerm]) -> torch.nn.Module:
-        objective: torch.nn.Module = Objective(self.model, self.softmax, self.generator, terms)
+        objective: torch.nn.Module = Objective(self.model, self.item_loss, self.generator, terms)
         if self.dist.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
             objective = torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids)
