@@ -44,3 +44,31 @@ def test_readme_own_data_quickstart_runs(tmp_path: Path, monkeypatch: pytest.Mon
         if command[1] == "recommend":
             assert re.search(r"\bu1\b.*\bi\d+\b", out), out  # user u1, then item ids like i17
     assert (tmp_path / "runs" / "shop" / "metrics.json").is_file()
+
+
+PYTHON_BLOCK = re.compile(r"## Quickstart: Python\s*```python\n(.*?)```", re.S)
+
+
+def test_readme_python_quickstart_trains_the_config_of_the_headline_number() -> None:
+    """The quickstart's library defaults are the settings of configs/sasrec-ml-1m-sas.yaml, field by field.
+
+    Same settings and seed give the same training, so the quickstart reproduces the README's SASRec row.
+    """
+    import ast
+
+    import seqrec
+    from seqrec.config import read_yaml
+    from seqrec.experiment import ExperimentConfig
+
+    block = PYTHON_BLOCK.search(README.read_text())
+    assert block, "README.md lost its Python quickstart"
+    calls = {}
+    for node in ast.walk(ast.parse(block.group(1))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("SASRecConfig", "TrainConfig"):
+            calls[node.func.attr] = eval(compile(ast.Expression(node), "README", "eval"), {"seqrec": seqrec})
+    shipped = ExperimentConfig.from_dict(read_yaml(README.parent / "configs" / "sasrec-ml-1m-sas.yaml"))
+    assert calls["SASRecConfig"] == shipped.model
+    assert calls["TrainConfig"] == shipped.train
+    assert "ml-1m-sas" in block.group(1) and shipped.data.name == "ml-1m-sas"
+    assert shipped.eval == seqrec.EvalConfig()

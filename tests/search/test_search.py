@@ -23,7 +23,7 @@ TINY = {
     "name": "tiny",
     "data": {"name": "synthetic", "synthetic": TINY_SYNTHETIC},
     "model": {"name": "sasrec", "max_len": 10, "hidden": 16, "blocks": 1},
-    "train": {"epochs": 3, "batch_size": 32, "patience": 0, "device": "cpu", "seed": 0},
+    "train": {"epochs": 3, "batch_size": 32, "patience": 0, "warmup": 0, "device": "cpu", "seed": 0},
     "eval": {"ks": [5, 10]},
 }
 SPACE = {"train.lr": {"low": 1e-6, "high": 1e-2, "log": True}}

@@ -22,8 +22,9 @@ BASE = {
     "name": "base",
     "data": {"name": "synthetic", "synthetic": {"num_users": 300, "num_items": 80, "mean_seq_len": 12,
                                                 "max_seq_len": 30, "zipf_exponent": 1.2}},
-    "model": {"name": "sasrec", "max_len": 20, "hidden": 16, "blocks": 1, "dropout": 0.1},
-    "train": {"epochs": 8, "batch_size": 64, "lr": 5e-3, "patience": 0, "device": "cpu", "seed": 0},
+    "model": {"name": "sasrec", "max_len": 20, "hidden": 16, "blocks": 1, "dropout": 0.1, "positions": "right"},
+    "train": {"epochs": 8, "batch_size": 64, "lr": 5e-3, "grad_clip": 1.0, "patience": 0, "device": "cpu",
+              "seed": 0},
     "eval": {"ks": [10]},
 }
 SPACE = {"weight": {"low": 0.01, "high": 5.0, "log": True}, "latents": [3, 8]}

@@ -55,6 +55,9 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     one, two = load_file(str(single / "model.safetensors")), load_file(str(ddp / "model.safetensors"))
     assert one.keys() == two.keys()
     for name in one:
+        if name.endswith("qkv.bias"):  # the key bias shifts every logit of a query alike: its exact gradient is 0,
+            d = len(one[name]) // 3  # so Adam turns rounding noise (which differs with summation order) into steps
+            one[name], two[name] = one[name][torch.arange(3 * d) // d != 1], two[name][torch.arange(3 * d) // d != 1]
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5, msg=name)
     metrics = [json.loads((run / "metrics.json").read_text()) for run in (single, ddp)]
     assert metrics[0]["protocol"]["processes"] == 1 and metrics[1]["protocol"]["processes"] == 2

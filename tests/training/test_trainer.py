@@ -75,12 +75,21 @@ def test_best_checkpoint_is_restored_when_later_epochs_are_worse(tiny_data: Spli
 def test_early_stopping_after_patience_bad_evaluations(tiny_data: SplitData, monkeypatch: pytest.MonkeyPatch,
                                                        scores: list[float], patience: int, epochs_run: int,
                                                        best: int) -> None:
-    trainer = make_trainer(tiny_data, epochs=6, patience=patience)
+    trainer = make_trainer(tiny_data, epochs=6, patience=patience, warmup=0)
     scripted(trainer, scores, monkeypatch)
     result = trainer.fit()
     assert len(result.history) == epochs_run
     assert result.best_epoch == best
     assert [r["valid_NDCG@10"] for r in result.history] == scores[:epochs_run]
+
+
+def test_by_default_early_stopping_waits_out_twenty_epochs(tiny_data: SplitData,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = make_trainer(tiny_data, epochs=30, patience=1)  # validation only falls after epoch 1
+    scripted(trainer, [0.5 - 0.01 * e for e in range(30)], monkeypatch)
+    result = trainer.fit()
+    assert trainer.config.warmup == 20
+    assert len(result.history) == 21 and result.best_epoch == 1
 
 
 def test_eval_every_validates_every_nth_and_the_last_epoch(tiny_data: SplitData,

@@ -21,8 +21,10 @@ class BERT4RecConfig(SASRecConfig):
 
     name: ClassVar[str] = "bert4rec"
     objective: ClassVar[Objective] = "cloze"
+    dropout: float = 0.2
     heads: int = 2
     norm: Literal["pre", "post"] = "post"
+    positions: Literal["left", "right"] = "right"
     activation: Literal["relu", "gelu"] = "gelu"
     mask_prob: float = 0.2
     mask_last: float = 0.0  # probability of also masking a row's last item (the position recommendations use)

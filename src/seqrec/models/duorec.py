@@ -28,6 +28,8 @@ class DuoRecConfig(SASRecConfig):
     dropout view (weight lmd), `su` main vs same-target view (weight lmd_sem), `none` = plain SASRec."""
 
     name: ClassVar[str] = "duorec"
+    dropout: float = 0.2  # DuoRec keeps its own measured settings (not SASRec+'s)
+    positions: Literal["left", "right"] = "right"
     contrast: Contrast = "us_x"
     lmd: float = 0.1
     lmd_sem: float = 0.1

@@ -17,19 +17,21 @@ from seqrec.models.losses import Encode, ItemLoss, LossSum, next_item_loss
 
 @dataclass
 class SASRecConfig(ModelConfig):
-    """SASRec+ defaults (pre-LN, full-softmax CE at every position). RecBole style: norm=post, activation=gelu,
-    inner=256, loss_positions=last."""
+    """SASRec+ defaults (pre-LN, full-softmax CE at every position, dropout 0.1, positions counted from the oldest
+    item): the settings of the measured ml-1m-sas row (docs/benchmarks.md). RecBole style: norm=post,
+    activation=gelu, inner=256, loss_positions=last."""
 
     name: ClassVar[str] = "sasrec"
     objective: ClassVar[Objective] = "next_item"
     max_len: int = 200
+    dropout: float = 0.1
     blocks: int = 2
     heads: int = 1
     inner: int = 0  # feed-forward width; 0 = hidden
     norm: Literal["pre", "post"] = "pre"
     activation: Literal["relu", "gelu"] = "relu"
     loss_positions: Literal["all", "last"] = "all"
-    positions: Literal["left", "right"] = "right"  # count positions from the oldest or from the newest item
+    positions: Literal["left", "right"] = "left"  # count positions from the oldest or from the newest item
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -23,9 +23,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     optimizer: Literal["adam", "adamw"] = "adam"
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    grad_clip: float = 0.0  # max gradient norm; 0 = off (SASRec+ on ml-1m-sas learns faster without)
     patience: int = 10  # epochs without validation improvement before stopping; 0 = never stop early
-    warmup: int = 0  # early stopping never stops before this epoch (waits out an early dip)
+    warmup: int = 20  # early stopping never stops before this epoch (waits out an early dip)
     eval_every: int = 1  # validate every N epochs
     time_budget: float = 0.0  # stop after this many seconds of training (best epoch kept); 0 = no limit
     monitor: str = "NDCG@10"
