@@ -148,6 +148,27 @@ def test_the_gru_graph_form_equals_the_packed_gru_at_every_position() -> None:
         assert torch.allclose(unpacked_gru_encode(model, items), model.encode(items), atol=1e-6)
 
 
+@pytest.mark.parametrize(("name", "combine"), [("sasrec", "sum"), ("gru4rec", "concat")])
+def test_a_model_with_item_features_exports_with_them(tiny_data: SplitData, tmp_path: Path, name: str,
+                                                      combine: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(name, item_features=["genre"], feature_combine=combine),
+                        tiny_data.num_items, tiny_data.catalog).eval()
+    with torch.no_grad():  # features that matter: the export must carry them
+        model.item_embeddings()  # builds fine before export
+        for module in model.modules():
+            if hasattr(module, "bags"):
+                module.values.weight.mul_(50.0)
+    recommender = plain_recommender(tiny_data, model)
+    out = export_recommender(recommender, tmp_path / "featured")
+    vectors = np.load(out / "item_vectors.npy")
+    np.testing.assert_allclose(vectors, model.item_embeddings().detach().numpy(), rtol=1e-6, atol=1e-6)
+    session = onnxruntime.InferenceSession(str(out / "user_encoder.onnx"))
+    items = torch.from_numpy(tiny_data.full_histories.padded(model.max_len)[1:5])
+    users = session.run(None, {"items": items.numpy()})[0]
+    np.testing.assert_allclose(users, model.user_vector(items).detach().numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_a_steered_encoder_exports_with_its_sae_and_controller(tiny_data: SplitData, tmp_path: Path) -> None:
     """Around a GRU4Rec, so the graph form of a wrapped model is used too."""
     torch.manual_seed(0)

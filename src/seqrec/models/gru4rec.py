@@ -61,14 +61,17 @@ class GRU4Rec(SequentialEncoder):
         cols = torch.arange(length, device=items.device)
         shift = (cols[None, :] + (length - lengths)[:, None]) % length  # left-padded -> right-padded
         right = items.gather(1, shift)
-        vectors = self.items(right) if self.features is None else F.embedding(right, self.item_embeddings())
-        packed = pack_padded_sequence(self.dropout(vectors), lengths.cpu(), batch_first=True,
+        packed = pack_padded_sequence(self.dropout(self.input_vectors(right)), lengths.cpu(), batch_first=True,
                                       enforce_sorted=False)
         out, _ = self.gru(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=length)  # [B, L, S]
         back = (cols[None, :] - (length - lengths)[:, None]) % length  # right-padded -> left-padded
         out = out.gather(1, back[..., None].expand(-1, -1, out.shape[-1]))
         return self.project(self.dropout(out)) * (items != 0).unsqueeze(-1)
+
+    def input_vectors(self, items: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, L, D]
+        """The GRU's inputs: each item's vector (with side features when the model has them)."""
+        return self.items(items) if self.features is None else F.embedding(items, self.item_embeddings())
 
     def item_embeddings(self) -> torch.Tensor:  # [N+1, D]
         return self.items.weight if self.features is None else self.features(self.items.weight)

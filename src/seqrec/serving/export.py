@@ -76,7 +76,7 @@ def unpacked_gru_encode(self: GRU4Rec, items: torch.Tensor) -> torch.Tensor:  # 
     lengths = (items != 0).sum(1).clamp(min=1)  # [B]
     cols = torch.arange(length, device=items.device)
     right = items.gather(1, (cols[None, :] + (length - lengths)[:, None]) % length)  # left- -> right-aligned
-    out, _ = self.gru(self.dropout(self.items(right)))  # [B, L, S]
+    out, _ = self.gru(self.dropout(self.input_vectors(right)))  # [B, L, S]
     back = (cols[None, :] - (length - lengths)[:, None]) % length  # right- -> left-aligned
     out = out.gather(1, back[..., None].expand(-1, -1, out.shape[-1]))
     return self.project(self.dropout(out)) * (items != 0).unsqueeze(-1)
