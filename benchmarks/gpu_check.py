@@ -9,7 +9,7 @@
    and peak GPU memory. Test NDCG@10 is computed after every epoch only to time the target; the run's selected
    epoch is still the best validation epoch, and both are reported.
 3. Full-ranking evaluation of every user (seen items masked): median seconds of 5 after a warm-up.
-4. Seconds per epoch with torch.compile off/on, bf16 autocast on/off and the chunked vs full softmax.
+4. Seconds per epoch with torch.compile off/on, bf16 autocast on/off, the chunked vs full softmax and gBCE.
 
 Writes gpu_check.json, gpu_check.md and the curve gpu_check_curve.png to `--out`. Without a GPU it says so and
 exits 0 (the gpu tests skip, as in CI).
@@ -125,7 +125,8 @@ def evaluation_time(config: ExperimentConfig, data, repeats: int = 5) -> dict:  
 VARIANTS = {"as configured": {},
             "torch.compile": {"compile": True},
             "fp32 (bf16 off)": {"bf16": False},
-            "full softmax": {"loss": "full"}}
+            "full softmax": {"loss": "full"},
+            "gBCE, 256 negatives": {"loss": "gbce"}}
 
 
 def epoch_times(config: ExperimentConfig, data, epochs: int) -> dict:  # noqa: ANN001

@@ -82,8 +82,6 @@ class ItemFeatureEmbedding(nn.Module):
 
     def __init__(self, index: ItemFeatureIndex, hidden: int, combine: Combine = "sum", std: float = 0.02) -> None:
         super().__init__()
-        self.combine = combine
-        self.num_items = index.num_items
         self.values = nn.EmbeddingBag(max(index.size, 1), hidden, mode="sum")
         nn.init.trunc_normal_(self.values.weight, std=std, a=-2 * std, b=2 * std)
         self.register_buffer("ids", torch.from_numpy(index.values), persistent=False)
