@@ -110,3 +110,22 @@ def test_metrics_and_recommendations_as_frames():
     rows = [{"user": "u1", "rank": 1, "item": "a", "score": 2.0, "title": "Alpha"}]
     assert recommendations_frame(rows).to_dict("records") == rows
     assert list(recommendations_frame([]).columns) == ["user", "rank", "item", "score", "title"]
+
+
+def test_new_items_of_an_item_file_join_the_catalogue_after_the_others(tmp_path) -> None:  # noqa: ANN001
+    items = pd.DataFrame({"item_id": ["z", "a", "b", "y", "z"], "genres": ["x", "x|y", "y", "y", "x"]})
+    items.to_csv(tmp_path / "items.csv", index=False)
+    pd.DataFrame(COLUMNS).to_csv(tmp_path / "clicks.csv", index=False)
+    plain = seqrec.datasets.from_frame(pd.DataFrame(COLUMNS), columns=ROLES, items=items,
+                                       item_options={"attributes": ["genres"]})
+    assert plain.item_map.external == ["a", "b", "c", "d"]  # items without interactions are left out
+    for grown in (seqrec.datasets.from_frame(pd.DataFrame(COLUMNS), columns=ROLES, items=items,
+                                             item_options={"attributes": ["genres"], "new_items": True}),
+                  seqrec.datasets.load(DataConfig(path=str(tmp_path / "clicks.csv"), columns=ROLES,
+                                                  items=ItemsConfig(path=str(tmp_path / "items.csv"),
+                                                                    attributes=["genres"], new_items=True)))):
+        assert grown.item_map.external == ["a", "b", "c", "d", "z", "y"]  # known ids keep theirs
+        assert grown.num_items == 6 and grown.catalog.attributes["genres"][5:] == [("x",), ("y",)]
+        assert sequences(grown) == EXPECTED
+        seen = set(grown.train.items) | set(grown.valid.targets) | set(grown.test.targets)
+        assert not seen & {5, 6}

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seqrec.data.idmap import IdMap
 from seqrec.errors import DataError
@@ -125,3 +127,20 @@ def test_take_renumbers_the_chosen_ids() -> None:
     assert sub.external == ["b", "a"] and sub.offset == 1
     assert list(sub.lookup(np.array(["a", "b", "d"]))) == [2, 1, -1]
     assert ids.take(np.array([1, 3]), offset=0) == IdMap(["d", "c"])
+
+
+@given(st.lists(st.one_of(st.integers(-5, 50), st.sampled_from(["a", "b", "07", "x y"])), unique_by=str, min_size=1),
+       st.lists(st.one_of(st.integers(-5, 60), st.sampled_from(["a", "c", "07", "z"]))))
+def test_extended_keeps_every_id_and_appends_the_unknown_in_first_occurrence_order(old: list, more: list) -> None:
+    base = IdMap(old, offset=1)
+    grown = base.extended(np.array(more, dtype=object))
+    known = {str(v) for v in old}
+    appended = list(dict.fromkeys(str(v) for v in more if str(v) not in known))
+    assert grown.external == base.external + appended
+    np.testing.assert_array_equal(grown.lookup(np.array(old, dtype=object)), base.lookup(np.array(old, dtype=object)))
+    assert grown.offset == 1
+
+
+def test_extended_with_nothing_new_is_the_same_map() -> None:
+    base = IdMap([3, 1, 2], offset=1)
+    assert base.extended([1, "2", 3]) is base

@@ -86,15 +86,16 @@ def test_bad_feature_settings() -> None:
         build_model(tiny_model_config("sasrec", item_features=["genre"]), 5, CATALOG)
 
 
-def two_genre_frame(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Users who watch only genre-A or only genre-B items; `a_cold` and `b_cold` are only ever last items."""
+def two_genre_frame(new: bool, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Users who watch only genre-A or only genre-B items; `a_cold` and `b_cold` are in the item table and are
+    either only ever users' last items (`new` False) or in no interaction at all (`new` True)."""
     rng = np.random.default_rng(seed)
     genres = {"a": [f"a{i}" for i in range(8)], "b": [f"b{i}" for i in range(8)]}
     rows = []
     for user in range(80):
         genre = "ab"[user % 2]
         sequence = list(rng.permutation(genres[genre])[:6])
-        if user % 4 < 2:
+        if not new and user % 4 < 2:
             sequence.append(f"{genre}_cold")  # the test item: never in training
         rows += [(f"u{user}", item, t) for t, item in enumerate(sequence)]
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
@@ -103,13 +104,13 @@ def two_genre_frame(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, items
 
 
-def cold_preference(features: list[str], seed: int = 0) -> float:
+def cold_preference(features: list[str], new: bool, seed: int = 0) -> float:
     """Share of users who score the never-trained item of their own genre above the other genre's.
 
     Scored from ids alone, the two cold items are where training left them for everyone: a coin toss.
     """
-    frame, items = two_genre_frame()
-    data = seqrec.datasets.from_frame(frame, items=items, item_options={"attributes": ["genre"]})
+    frame, items = two_genre_frame(new)
+    data = seqrec.datasets.from_frame(frame, items=items, item_options={"attributes": ["genre"], "new_items": new})
     a_cold, b_cold = data.item_map.to_internal(["a_cold", "b_cold"])
     trained = set(data.train.items.tolist())
     assert a_cold not in trained and b_cold not in trained  # no training interaction at all
@@ -126,9 +127,21 @@ def cold_preference(features: list[str], seed: int = 0) -> float:
     return float(torch.cat([prefer(a_users, a_cold, b_cold), prefer(b_users, b_cold, a_cold)]).mean())
 
 
-def test_an_item_without_training_interactions_is_scored_from_its_features() -> None:
-    assert cold_preference(["genre"]) >= 0.95  # 1.0 for seeds 0-5 when written
-    assert cold_preference([]) <= 0.8  # 0.5-0.75 for seeds 0-5
+@pytest.mark.parametrize("new", [False, True], ids=["only-in-test", "no-interactions"])
+def test_an_item_without_training_interactions_is_scored_from_its_features(new: bool) -> None:
+    assert cold_preference(["genre"], new) >= 0.95  # 1.0 for seeds 0-5 when written
+    assert cold_preference([], new) <= 0.8  # 0.5-0.75 for seeds 0-5
+
+
+def test_a_new_item_is_recommended_to_the_users_of_its_genre() -> None:
+    frame, items = two_genre_frame(new=True)
+    data = seqrec.datasets.from_frame(frame, items=items, item_options={"attributes": ["genre"], "new_items": True})
+    model = SASRecConfig(max_len=8, hidden=16, blocks=1, dropout=0.0, item_features=["genre"])
+    train = TrainConfig(epochs=15, lr=5e-3, batch_size=16, patience=0, device="cpu", seed=0)
+    recs = seqrec.train(model, data, train, EvalConfig(ks=(5,)), progress=False).recommender
+    # an A user has seen 6 of the 8 A items: the 2 left and the new A item lead the list, the new B item does not
+    top = [row["item"] for row in recs.recommend(["u0"], k=3)]
+    assert "a_cold" in top and "b_cold" not in top
 
 
 def test_a_featured_run_saves_and_loads(tmp_path, tiny_data) -> None:  # noqa: ANN001

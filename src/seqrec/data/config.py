@@ -30,6 +30,7 @@ class ItemsConfig:
     title: str | None = None  # default: title/name/movie_title when present
     attributes: list[str] = field(default_factory=list)  # columns that become item attributes (e.g. genres)
     separator: str = "|"  # splits string attribute values: "Comedy|Drama"
+    new_items: bool = False  # items of the file without interactions join the catalogue (cold start)
 
     def __post_init__(self) -> None:
         if not str(self.path).strip():

@@ -86,6 +86,18 @@ class IdMap:
         index = np.fromiter((int(i) for i in internal_ids), dtype=np.int64) - self.offset
         return [str(v) for v in self.values[index].tolist()]
 
+    def extended(self, values: Any) -> IdMap:
+        """This map with the ids of `values` it lacks appended (first occurrence order); known ids keep theirs."""
+        queries = np.asarray(values)
+        unknown = queries[self.lookup(queries) < 0] if len(queries) else queries
+        _, first = np.unique(unknown.astype(str), return_index=True)
+        new = unknown[np.sort(first)]
+        if not len(new):
+            return self
+        merged = np.concatenate([self.values.astype(str), new.astype(str)]) \
+            if self.values.dtype.kind != new.dtype.kind else np.concatenate([self.values, new])
+        return IdMap(merged, self.offset)
+
     def take(self, internal_ids: np.ndarray, offset: int | None = None) -> IdMap:
         """Map of the given internal ids (in that order), renumbered from `offset` (default: this map's)."""
         index = np.asarray(internal_ids, dtype=np.int64) - self.offset

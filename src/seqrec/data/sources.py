@@ -19,6 +19,7 @@ from seqrec.data.config import FORMATS, FRAME_FORMAT, TABLE_FORMATS, DataConfig,
 from seqrec.data.filters import Filtered, apply_filters
 from seqrec.data.formats import AMAZON_PARTS, detect_format, read_arrow
 from seqrec.data.readers import (
+    ItemTable,
     RawDataset,
     build_catalog,
     read_movielens,
@@ -61,7 +62,7 @@ def read_path(cfg: DataConfig) -> Source:
         raw = _layout(path, fmt)
     raw, filtered = apply_filters(raw, cfg, str(path))
     if cfg.items is not None:
-        raw = RawDataset(raw.interactions, _with_items(raw, cfg.items), raw.valid_rows, raw.test_rows)
+        raw = _with_items(raw, cfg.items)
     items = None if cfg.items is None else dataclasses.replace(
         cfg.items, path=str(Path(cfg.items.path).expanduser().absolute()))
     resolved = dataclasses.replace(cfg, path=str(path), format=fmt, columns=columns, items=items)
@@ -75,11 +76,11 @@ def read_frame(frame: Any, cfg: DataConfig, items: Any = None) -> Source:
     raw, filtered = apply_filters(raw, cfg, where)
     items_cfg = items if isinstance(items, ItemsConfig) else cfg.items
     if isinstance(items, ItemsConfig):
-        raw = RawDataset(raw.interactions, _with_items(raw, items), raw.valid_rows, raw.test_rows)
+        raw = _with_items(raw, items)
     elif items is not None:
         items_cfg = items_cfg or ItemsConfig(path="<frame>")
         table = table_items(to_arrow(items, "items DataFrame"), items_cfg, "items DataFrame")
-        raw = RawDataset(raw.interactions, build_catalog(raw.interactions.item_map, table))
+        raw = with_item_table(raw, table, items_cfg.new_items)
     resolved = dataclasses.replace(cfg, format=FRAME_FORMAT, columns=columns, items=items_cfg)
     return Source(raw, resolved, where, filtered)
 
@@ -101,14 +102,23 @@ def to_arrow(frame: Any, where: str) -> pa.Table:
                         "(all integers or all strings for ids, numbers for ratings and timestamps)") from None
 
 
-def _with_items(raw: RawDataset, items: ItemsConfig) -> Any:
+def _with_items(raw: RawDataset, items: ItemsConfig) -> RawDataset:
     path = Path(items.path).expanduser().absolute()
     fmt = items.format or detect_format(path)
     if fmt not in TABLE_FORMATS:
         raise DataError(f"{path}: an item file must be one of {suggest(TABLE_FORMATS)}, not {fmt}; set "
                         "data.items.format")
     table = table_items(read_arrow(path, fmt), items, str(path))
-    return build_catalog(raw.interactions.item_map, table)
+    return with_item_table(raw, table, items.new_items)
+
+
+def with_item_table(raw: RawDataset, table: ItemTable, new_items: bool) -> RawDataset:
+    """`raw` with the table's titles and attributes; with `new_items`, its items without interactions are added
+    to the item map after the others (internal ids N+1, ...), so they can be scored and recommended."""
+    inter = raw.interactions
+    if new_items:
+        inter = dataclasses.replace(inter, item_map=inter.item_map.extended(table.ids))
+    return RawDataset(inter, build_catalog(inter.item_map, table), raw.valid_rows, raw.test_rows)
 
 
 def _layout(path: Path, fmt: str) -> RawDataset:
