@@ -29,9 +29,17 @@ def slices(path: str, rare: list[int], data_dir: str | None) -> dict:
     split = data.test
     ranking = rank_split(run.recommender.model, split, k=10, mask_seen=model_run.config.eval.mask_seen)
     gains = ndcg(ranking.ranks, 10).numpy()  # [E]
-    target_counts = counts[split.targets]
-    out = {"run": path, "features": model_run.config.model.item_features, "users": len(split),
-           "NDCG@10": float(gains.mean())}
+    return {"run": path, "features": model_run.config.model.item_features, "users": len(split),
+            "NDCG@10": float(gains.mean())} | rare_slices(gains, counts[split.targets], rare)
+
+
+def rare_slices(gains: np.ndarray, target_counts: np.ndarray, rare: list[int]) -> dict:
+    """Users and mean NDCG@10 per slice "<= R" (target seen at most R times in training) and "0" (never).
+
+    gains [E] per-user NDCG@10; target_counts [E] training occurrences of each user's test item. An empty slice
+    has None, not 0.
+    """
+    out: dict = {}
     for name, chosen in [(f"<= {r}", target_counts <= r) for r in rare] + [("0", target_counts == 0)]:
         out[f"rare {name} users"] = int(chosen.sum())
         out[f"rare {name} NDCG@10"] = float(gains[chosen].mean()) if chosen.any() else None

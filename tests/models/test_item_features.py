@@ -82,6 +82,9 @@ def test_bad_feature_settings() -> None:
         SASRecConfig(item_features=["genre", "genre"])
     with pytest.raises(ConfigError, match="feature_combine"):
         SASRecConfig(feature_combine="product")
+    blank = ItemCatalog(3, attributes={"genre": [(), (), (), ()]})
+    with pytest.raises(ConfigError, match="'genre' has no value on any item"):
+        build_model(tiny_model_config("sasrec", item_features=["genre"]), 3, blank)
     with pytest.raises(ConfigError, match="3 items, the model 5"):
         build_model(tiny_model_config("sasrec", item_features=["genre"]), 5, CATALOG)
 

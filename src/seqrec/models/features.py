@@ -60,6 +60,10 @@ def feature_index(catalog: ItemCatalog, names: Sequence[str]) -> ItemFeatureInde
         known = suggest(catalog.attributes) or "none (add an item file with attribute columns: data.items)"
         raise ConfigError(f"model.item_features: the catalogue has no attribute {missing[0]!r}; available: {known}")
     vocabulary = tuple(tuple(catalog.attribute_values(n)) for n in names)
+    empty = [n for n, values in zip(names, vocabulary, strict=True) if not values]
+    if empty:  # it would embed nothing and train as if it were not there
+        raise ConfigError(f"model.item_features: attribute {empty[0]!r} has no value on any item; check the item "
+                          "file's column (data.items.attributes) or leave it out")
     starts = np.cumsum([0, *(len(v) for v in vocabulary)])
     codes = [{value: int(starts[a]) + i for i, value in enumerate(vocab)} for a, vocab in enumerate(vocabulary)]
     values: list[int] = []
