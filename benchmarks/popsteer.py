@@ -17,7 +17,8 @@ from seqrec.api import run_data
 from seqrec.cli.common import format_metric
 from seqrec.runs import load_run
 from seqrec.steering import SAEConfig, load_sae_run, probe, train_sae
-from seqrec.steering.sweep import DEFAULT_BETAS, SWEEP_METRICS, best_fair_setting, plot_tradeoff, popularity_sweep
+from seqrec.steering.curves import choose_strength
+from seqrec.steering.sweep import DEFAULT_BETAS, SWEEP_METRICS, plot_tradeoff, popularity_sweep
 
 
 def markdown(rows: list[dict]) -> str:
@@ -69,7 +70,7 @@ def main() -> None:
                   "max_abs_d": float(abs(d).max())},
         "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "masked": masked, "unmasked": unmasked,
-        "best_masked": best_fair_setting(masked), "best_unmasked": best_fair_setting(unmasked),
+        "best_masked": choose_strength(masked, "popsteer"), "best_unmasked": choose_strength(unmasked, "popsteer"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=1))

@@ -73,3 +73,23 @@ def test_tuning_search_mistakes(sae_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(seqrec.SeqrecError, match="unknown item attribute 'Western'"):
         run_tune_search(sae_dir, SPACE, 1, targets=["Western"], output_dir=tmp_path)
     assert TuneConfig(targets=["Comedy"]).select == "target"  # the rule the search's objective follows
+
+
+def test_auto_tune_tries_every_grid_point_and_chooses_on_validation(sae_dir: Path, tmp_path: Path) -> None:
+    from seqrec.search.tune_search import auto_tune
+
+    grid = {"weight": (0.1, 2.0), "latents": (3, 8)}
+    outcome = auto_tune(sae_dir, ["Comedy"], grid=grid, overrides={"epochs": 2}, output_dir=tmp_path,
+                        progress=False)
+    trials = outcome.study.get_trials()
+    assert sorted((t.params["weight"], t.params["latents"]) for t in trials) == [(0.1, 3), (0.1, 8), (2.0, 3),
+                                                                                  (2.0, 8)]
+    ok = [t for t in trials if feasible(t)]
+    assert outcome.best is not None and outcome.best.value == max(t.value for t in ok)
+    chosen = load_tuned_run(outcome.folder / outcome.best.user_attrs["run"])
+    assert not chosen.config.use_choose  # x varies, so the latents come from the sweep, not `sae choose` files
+    assert chosen.metrics["latent_sources"]["Comedy"].startswith("top ")
+    again = auto_tune(sae_dir, ["Comedy"], grid=grid, overrides={"epochs": 2}, output_dir=tmp_path, progress=False)
+    assert len(again.study.get_trials()) == 4  # a rerun resumes the same grid, nothing is tried twice
+    with pytest.raises(ConfigError, match="at least one value"):
+        auto_tune(sae_dir, ["Comedy"], grid={"weight": ()}, output_dir=tmp_path)

@@ -24,7 +24,7 @@ from seqrec.errors import ConfigError, RunError
 from seqrec.experiment import ExperimentConfig
 from seqrec.llm.stage_runs import save_stage
 from seqrec.runs import Run, save_run
-from seqrec.steering import NeuronStats, SAEConfig, SAERun, popsteer, popsteer_run, probe, train_sae
+from seqrec.steering import NeuronStats, PopularitySteering, SAEConfig, SAERun, popsteer, popsteer_run, probe, train_sae
 from seqrec.steering.recftt import REPORT_KS, tune
 from seqrec.steering.sweep import SWEEP_METRICS, popularity_sweep
 from seqrec.steering.tuned_run import TunedRun
@@ -158,10 +158,20 @@ def test_popsteer_parameters(runs: Runs) -> None:
     steered = seqrec.load(runs.paths["steered"]).steering["popsteer"].parameters()
     assert {k: {f: v for f, v in spec.items() if f != "help"} for k, spec in steered.items()} == {
         "alpha": {"type": "float", "min": 0.0, "max": 10.0, "default": ALPHA},
-        "neurons": {"type": "int", "min": 1, "max": latents, "default": NEURONS}}
+        "neurons": {"type": "int", "min": 1, "max": latents, "default": NEURONS},
+        "stage": {"type": "str", "choices": ["pre", "post"], "default": "pre"}}
     sae = seqrec.load(runs.paths["sae"]).steering["popsteer"].parameters()
     assert sae["alpha"]["default"] == 1.5 and sae["neurons"]["default"] == latents
     json.dumps(steered)
+
+
+def test_popsteer_stage_per_request(runs: Runs) -> None:
+    control = seqrec.load(runs.paths["steered"]).steering["popsteer"]
+    post = runs.sae.steered("delta", PopularitySteering(runs.stats, ALPHA, NEURONS, stage="post"))
+    assert torch.equal(scores(control.recommender(stage="post")), scores(post))
+    assert not torch.equal(scores(control.recommender(stage="post")), scores(control.recommender()))
+    with pytest.raises(ConfigError, match="popsteer stage must be one of"):
+        control.recommender(stage="middle")
 
 
 def test_recftt_steering_serves_the_tunings_under_the_sae_run(runs: Runs) -> None:
@@ -299,3 +309,20 @@ def test_every_kind_serves_over_http(name: str, runs: Runs) -> None:
         assert [r["item"] for r in got] == [r["item"] for r in expected]
         assert [r["score"] for r in got] == pytest.approx([r["score"] for r in expected], abs=1e-6)
         assert set(client.get("/metadata").json()["steering"]) == OFFERS[name]
+
+
+def test_a_steered_run_keeps_its_stage_and_older_runs_load_as_pre(runs: Runs, tmp_path: Path) -> None:
+    from seqrec.config import read_yaml, write_yaml
+
+    run = popsteer_run(runs.sae, ALPHA, NEURONS, data=runs.data, stats=runs.stats, stage="post",
+                       output_dir=tmp_path / "post")
+    assert read_yaml(tmp_path / "post" / "steer.yaml")["stage"] == "post"
+    loaded = seqrec.load(tmp_path / "post")
+    expected = runs.sae.steered("delta", PopularitySteering(runs.stats, ALPHA, NEURONS, stage="post"))
+    assert torch.equal(scores(loaded.recommender), scores(expected))
+    assert loaded.steering["popsteer"].parameters()["stage"]["default"] == "post"
+    measured = evaluate_run(loaded, data=runs.data).metrics
+    assert {m: measured[m] for m in SWEEP_METRICS} == {m: run.metrics["test"][m] for m in SWEEP_METRICS}
+    older = {k: v for k, v in read_yaml(tmp_path / "post" / "steer.yaml").items() if k != "stage"}
+    write_yaml(older, tmp_path / "post" / "steer.yaml")  # saved before the stage was recorded
+    assert seqrec.load(tmp_path / "post").steering["popsteer"].parameters()["stage"]["default"] == "pre"

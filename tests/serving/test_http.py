@@ -175,7 +175,7 @@ def test_live_steering_equals_the_library(sae_client: TestClient, runs: dict[str
         values = {key: value for key, value in params.items() if key != "name"}
         expected = popsteer.recommender(**values).recommend(["2"], 8)
         assert body["recommendations"] == library_rows(expected, "user")
-        assert body["steering"] == {"name": "popsteer", "neurons": width, **values}
+        assert body["steering"] == {"name": "popsteer", "neurons": width, "stage": "pre", **values}
         session = sae_client.post("/recommend", json={"items": ["4", "8"], "k": 5, "steering": params}).json()
         assert session["recommendations"] == library_rows(
             popsteer.recommender(**values).recommend_sessions([["4", "8"]], 5).rows, "session")
@@ -190,7 +190,7 @@ def test_steering_parameters_are_checked(sae_client: TestClient) -> None:
     cases = [({"alpha": 11}, "steering.alpha", "out of range"), ({"alpha": -1}, "steering.alpha", "[0.0, 10.0]"),
              ({"alpha": "high"}, "steering.alpha", "finite number"), ({"alpha": True}, "steering.alpha", "number"),
              ({"neurons": 0}, "steering.neurons", "out of range"), ({"neurons": 2.5}, "steering.neurons", "integer"),
-             ({"beta": 1}, "steering.beta", "popsteer (alpha, neurons)"),
+             ({"beta": 1}, "steering.beta", "popsteer (alpha, neurons, stage)"),
              ({"name": "recftt"}, "steering.name", "choose one of popsteer")]
     for params, field, message in cases:
         answer = sae_client.post("/recommend", json={"user": "2", "steering": params})

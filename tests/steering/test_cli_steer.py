@@ -86,3 +86,37 @@ def test_bad_input_is_one_error_line(args: list[str], expected: str, cli_sae: Pa
                                      capsys: pytest.CaptureFixture[str]) -> None:
     paths = {"sae": str(cli_sae), "base": str(cli_sae.parent)}
     assert_cli_error([a.format(**paths) for a in args], expected, monkeypatch, capsys)
+
+
+def test_a_strength_past_a_saved_turn_is_a_warning(cli_sae: Path) -> None:
+    def row(method: str, strength: float, ndcg: float, cov: float, gini: float) -> dict:
+        return {"method": method, "strength": strength, "NDCG@10": ndcg, "deep_lt_coverage@10": cov,
+                "gini@10": gini}
+
+    planted = cli_sae / "sweep-popularity-planted"
+    planted.mkdir()
+    rows = [row("base", 0, 0.2, 0.5, 0.8), row("popsteer", 1, 0.19, 0.7, 0.6), row("popsteer", 2, 0.15, 0.6, 0.7)]
+    try:
+        (planted / "sweep.json").write_text(json.dumps({"settings": {"neurons": None, "mode": "delta"},
+                                                        "rows": rows}))
+        past = runner.invoke(cli.app, ["steer", str(cli_sae), "--alpha", "1.5"])
+        assert past.exit_code == 0, past.output
+        assert "α 1.5 is past the point where the curve turns (α 1, from the sweep in" in past.output
+        mild = runner.invoke(cli.app, ["steer", str(cli_sae), "--alpha", "0.5"])
+        assert mild.exit_code == 0 and "past the point" not in mild.output
+        other_mode = runner.invoke(cli.app, ["steer", str(cli_sae), "--alpha", "1.5", "--mode", "recon"])
+        assert other_mode.exit_code == 0 and "past the point" not in other_mode.output
+    finally:
+        shutil.rmtree(planted)
+
+
+def test_sae_train_auto_size_reports_every_size_tried(base_run: Run, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    shutil.copytree(base_run.path, base, ignore=shutil.ignore_patterns("sae-*"))  # type: ignore[arg-type]
+    small = ["--set", "k=1", "--set", "scale=1", "--set", "epochs=2", "--set", "max_vectors=1000",
+             "--set", "valid_vectors=100"]
+    result = runner.invoke(cli.app, ["sae", "train", str(base), "--auto-size", *small])
+    assert result.exit_code == 0, result.output
+    assert "SAE sizes tried (smallest first)" in result.output and "NDCG@10 cost" in result.output
+    tried = load_sae_run(base / "sae-popsteer").metrics["sizes_tried"]
+    assert len(tried) >= 2 and tried[0]["latents"] == 16

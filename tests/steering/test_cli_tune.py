@@ -58,6 +58,24 @@ def test_sweep_choose_tune(cli_sae: Path) -> None:
     assert run.config.targets == ["Comedy"] and run.config.suppress == ["Drama"] and run.config.weight == 0.5
     assert len(run.history) <= 3
 
+    from_choose = runner.invoke(cli.app, ["sae", "tune", str(cli_sae), "--target", "Comedy", "--set", "epochs=1"])
+    assert from_choose.exit_code == 0, from_choose.output
+    assert f"latent sweep: {sweep}" in from_choose.output and "6 latents from" in from_choose.output, from_choose.output
+    assert load_tuned_run(cli_sae / "tune-Comedy").metrics["latent_ids"] == sorted(picked["ablations"])
+
+
+def test_tune_auto_chooses_lambda_and_latents_on_validation(cli_sae: Path) -> None:
+    result = runner.invoke(cli.app, ["sae", "tune", str(cli_sae), "--target", "Sci-Fi", "--auto", "--set",
+                                     "epochs=1"])
+    assert result.exit_code == 0, result.output
+    assert "choosing on validation: weight in 0.1, 0.3, 1, 3, 10, latents in 50, 100" in result.output
+    assert "10 trials (10 finished" in result.output and "best: trial" in result.output
+    assert "target is Sci-Fi" in result.output and "chosen tuned run:" in result.output
+    chosen = result.output.split("chosen tuned run:")[1].split("(load")[0].strip()
+    assert load_tuned_run(Path(chosen)).config.targets == ["Sci-Fi"]
+    refused = runner.invoke(cli.app, ["sae", "tune", str(cli_sae), "--target", "Sci-Fi", "--auto", "--lambda", "2"])
+    assert refused.exit_code != 0 and "--auto chooses λ and the latents" in str(refused.exception)
+
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["sae", "sweep", "{sae}", "--attribute", "Western"], "unknown item attribute 'Western'; available:"),

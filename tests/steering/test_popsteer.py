@@ -103,3 +103,45 @@ def test_reweighting_baseline(sae_run: SAERun, steer_data: SplitData) -> None:
     assert strong["arp@10"] < light["arp@10"]
     with pytest.raises(SeqrecError, match="strength"):
         PopularityReweighting(base.model, pop, -1.0)
+
+
+HAND_STATS = NeuronStats(mean_pop=np.array([2.0, 0.0, 0.5, 0.0]), std_pop=np.ones(4),
+                         mean_unpop=np.array([0.0, 1.0, 0.0, 0.0]), std_unpop=np.ones(4))  # d = [2, -1, 0.5, 0]
+
+
+def test_post_topk_steering_moves_only_active_latents_and_never_below_zero() -> None:
+    steer = PopularitySteering(HAND_STATS, alpha=2.0, neurons=2, stage="post")  # shift [-2, 2/3] on latents 0, 1
+    acts = torch.tensor([[1.5, 0.0], [0.5, 0.2]])
+    expected = torch.tensor([[-1.5, 0.0], [-0.5, 2.0 / 3.0]])  # latent 1 is off for user 0: untouched
+    torch.testing.assert_close(steer.change(acts), expected)
+    assert steer.stage == "post" and PopularitySteering(HAND_STATS, 1.0).stage == "pre"
+
+
+def test_per_user_scaling_by_hand() -> None:
+    steer = PopularitySteering(HAND_STATS, alpha=2.0, neurons=2, per_user=True)
+    # probe RMS over neurons 0, 1: mean of (4+1+0+1)/2 = 3 and (0+1+1+1)/2 = 1.5 -> sqrt(2.25) = 1.5
+    assert steer.reference == pytest.approx(1.5)
+    acts = torch.tensor([[3.0, 0.0], [1.5, 1.5]])  # RMS sqrt(4.5) and 1.5
+    factor = torch.tensor([[np.sqrt(4.5) / 1.5], [1.0]]).float()
+    torch.testing.assert_close(steer.change(acts), factor * torch.tensor([-2.0, 2.0 / 3.0]))
+
+
+@pytest.mark.parametrize(("options", "message"), [({"stage": "middle"}, "stage 'pre' or 'post'"),
+                                                   ({"stage": "post", "per_user": True}, "per-user")])
+def test_steering_form_errors(options: dict, message: str) -> None:
+    with pytest.raises(SeqrecError, match=message):
+        PopularitySteering(HAND_STATS, 1.0, **options)
+
+
+@pytest.mark.parametrize("options", [{"stage": "post"}, {"per_user": True}])
+def test_every_steering_form_raises_the_tail_share(sae_run: SAERun, steer_data: SplitData, options: dict) -> None:
+    stats, _ = probe(sae_run, steer_data, profiles=1024)
+    labels = steer_data.item_stats.labels
+    items = torch.from_numpy(steer_data.test.histories.padded(20))
+
+    def tail_share(alpha: float) -> float:
+        with torch.no_grad():
+            scores = sae_run.steered("delta", PopularitySteering(stats, alpha, **options)).score(items)
+        return float((labels[scores.topk(10).indices.numpy()] == TAIL).mean())
+
+    assert tail_share(0.0) < tail_share(4.0)

@@ -96,3 +96,18 @@ def test_bad_configs_are_config_errors(kwargs: dict) -> None:
 def test_more_active_latents_than_latents_is_an_error() -> None:
     with pytest.raises(ConfigError, match="sae.k"):
         TopKSAE(dim=4, latents=8, k=9)
+
+
+def test_plateau_divides_the_learning_rate_when_validation_fvu_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqrec.steering import sae_training
+
+    monkeypatch.setattr(sae_training, "evaluate_fvu", lambda sae, vectors: (0.5, 0.0))  # never improves
+    vectors = torch.randn(256, 8)
+    config = SAEConfig(k=2, scale=2, epochs=5, batch_size=64, lr=1e-3, patience=0, plateau=1)
+    fit = sae_training.fit_sae(vectors, vectors[:64], config, progress=False)
+    assert [r["lr"] for r in fit.history] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4, 1e-4])
+    constant = sae_training.fit_sae(vectors, vectors[:64], SAEConfig(k=2, scale=2, epochs=3, patience=0),
+                                    progress=False)
+    assert {r["lr"] for r in constant.history} == {1e-3}
+    with pytest.raises(ConfigError, match="plateau"):
+        SAEConfig(plateau=-1)

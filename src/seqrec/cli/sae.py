@@ -38,6 +38,10 @@ def register(app: typer.Typer) -> None:
 def sae_train(run_dir: Annotated[Path, run_argument("Run directory of the base model.")],
               preset: Annotated[str, typer.Option(help="popsteer (k=32, 64×d) or recftt (k=8, 16×d).")] = "popsteer",
               overrides: Annotated[list[str] | None, set_option("SAE setting, e.g. k=16")] = None,
+              auto_size: Annotated[bool, typer.Option(
+                  "--auto-size", help="Double the latents and k (up to twice) until scoring through the SAE costs "
+                                      "at most 3% of validation NDCG@10 with FVU <= 0.1; keep the first that does.")]
+              = False,
               out: Annotated[Path | None, out_option("SAE run directory.", "RUN/sae-PRESET")] = None,
               data_dir: DataDir = None) -> None:
     """Train a TopK SAE on the frozen user vectors of RUN and report reconstruction quality."""
@@ -45,15 +49,24 @@ def sae_train(run_dir: Annotated[Path, run_argument("Run directory of the base m
     from seqrec.config import apply_overrides, from_dict
     from seqrec.model_runs import load_model_run
     from seqrec.steering import SAEConfig, train_sae
+    from seqrec.steering.pipeline import train_sae_sized
 
     config = from_dict(SAEConfig, apply_overrides({"preset": preset}, list(overrides or [])), "sae.")
     run = load_model_run(run_dir)
     data = run_data(run, data_dir)
     if out is not None and out.exists():
         raise SeqrecError(f"{out} already exists; choose another --out (runs are never overwritten)")
-    with interruptible():
-        sae_run = train_sae(run, config, data=data, output_dir=out, progress=progress())
+    with interruptible(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the quality warnings are printed below the table
+        fit = train_sae_sized if auto_size else train_sae
+        sae_run = fit(run, config, data=data, output_dir=out, progress=progress())
     m = sae_run.metrics
+    if "sizes_tried" in m:
+        sizes = Table("latents", "k", "valid FVU", "NDCG@10 cost", title="SAE sizes tried (smallest first)")
+        for size in m["sizes_tried"]:
+            sizes.add_row(f"{size['latents']:,}", str(size["k"]), f"{size['valid_fvu']:.4f}",
+                          f"{size['valid_cost']:+.1%}")
+        console.print(sizes)
     table = Table("split", "base NDCG@10", "SAE NDCG@10", "change", "base HR@10", "SAE HR@10",
                   title=f"SAE {sae_run.sae.latents} latents, k={config.k}, source={config.source}")
     for split in ("valid", "test"):
@@ -63,6 +76,8 @@ def sae_train(run_dir: Annotated[Path, run_argument("Run directory of the base m
     console.print(table)
     console.print(f"FVU train {m['train_fvu']:.4f} / valid {m['valid_fvu']:.4f}, dead latents {m['dead_ratio']:.1%} "
                   f"({m['train_vectors']:,} vectors, best epoch {m['best_epoch']}, {m['seconds']:.0f} s)")
+    for message in m["warnings"]:
+        console.print(f"[yellow]warning: {message}[/]")
     console.print(f"SAE run saved to [bold]{sae_run.path}[/]")
 
 
@@ -190,9 +205,13 @@ def sae_tune(sae_dir: SAERunDir,
              weight: Annotated[float, typer.Option("--lambda", help="Weight λ of the attribute loss.")] = 0.1,
              latents: Annotated[int, typer.Option(help="Latents per attribute and direction (x).")] = 100,
              overrides: Annotated[list[str] | None, set_option("Tune setting, e.g. epochs=5")] = None,
+             auto: Annotated[bool, typer.Option("--auto", help="Choose λ and the latents per direction on "
+                                                "validation from a grid (a tuning search in RUN/tune-…-search).")]
+             = False,
              out: Annotated[Path | None, out_option("Tuned run directory.", "RUN/tune-…")] = None,
              attributes_file: AttributesFile = None, data_dir: DataDir = None) -> None:
-    """Tune a controller over SAE latents toward (--target) or away from (--suppress) item attributes."""
+    """Tune a controller over SAE latents toward (--target) or away from (--suppress) item attributes; with --auto,
+    λ and the latents per direction are chosen on validation (best target NDCG@10 within max_drop overall)."""
     from seqrec.api import run_data
     from seqrec.config import apply_overrides, from_dict
     from seqrec.data.attribute_files import with_attribute_file
@@ -202,6 +221,12 @@ def sae_tune(sae_dir: SAERunDir,
 
     base = {"targets": list(target or []), "suppress": list(suppress or []), "weight": weight, "latents": latents}
     config = from_dict(TuneConfig, apply_overrides(base, list(overrides or [])), "tune.")
+    if auto:
+        if (weight, latents) != (0.1, 100) or out is not None:
+            raise SeqrecError("--auto chooses λ and the latents itself and keeps its runs in the SAE run; leave out "
+                              "--lambda, --latents and --out")
+        tune_automatically(sae_dir, config, apply_overrides({}, list(overrides or [])), attributes_file, data_dir)
+        return
     if out is not None and out.exists():
         raise SeqrecError(f"{out} already exists; choose another --out (runs are never overwritten)")
     sae_run = load_sae_run(sae_dir)
@@ -214,8 +239,41 @@ def sae_tune(sae_dir: SAERunDir,
     for split in ("valid", "test"):
         print_comparison(run.metrics[split]["base"], run.metrics[split]["tuned"], config.attributes, split)
     m = run.metrics
+    print_latent_sources(m)
     console.print(f"{m['latents']} latents, best epoch {m['best_epoch']} ({m['seconds']:.0f} s, "
                   f"{m['instances']:,} training prefixes); tuned run saved to [bold]{run.path}[/]")
+
+
+def print_latent_sources(metrics: dict) -> None:
+    """Which sweep the latents came from, and how each attribute's were chosen."""
+    console.print(f"latent sweep: {metrics.get('sweep') or '(computed now, not saved)'}")
+    for attribute, source in (metrics.get("latent_sources") or {}).items():
+        console.print(f"  {attribute}: {source}")
+
+
+def tune_automatically(sae_dir: Path, config: object, fixed: dict, attributes_file: Path | None,
+                       data_dir: str | None) -> None:
+    """`sae tune --auto`: the grid as a tuning search, every trial printed, then the chosen run's comparison."""
+    from seqrec.cli.search import TrialPrinter, report_outcome
+    from seqrec.search.tune_search import AUTO_GRID, METRIC, auto_tune
+
+    fixed = {k: v for k, v in fixed.items() if k not in AUTO_GRID}
+    grid = ", ".join(f"{k} in {', '.join(f'{v:g}' for v in values)}" for k, values in AUTO_GRID.items())
+    info(f"choosing on validation: {grid} (λ = weight, latents = x per direction)")
+    with interruptible():
+        outcome = auto_tune(sae_dir, config.targets, config.suppress, overrides=fixed,  # type: ignore[attr-defined]
+                            progress=progress(), data_dir=data_dir,
+                            attributes_file=str(attributes_file) if attributes_file else None,
+                            on_trial=TrialPrinter(METRIC))
+    report_outcome(outcome, train_hint=False)
+    if outcome.best is None:
+        return
+    chosen = outcome.folder / outcome.best.user_attrs["run"]
+    metrics = json.loads((chosen / "metrics.json").read_text())
+    for split in ("valid", "test"):
+        print_comparison(metrics[split]["base"], metrics[split]["tuned"], config.attributes, split)  # type: ignore[attr-defined]
+    print_latent_sources(metrics)
+    console.print(f"chosen tuned run: [bold]{chosen}[/] (load, evaluate or serve it like any tuned run)")
 
 
 def print_comparison(base: dict[str, float], tuned: dict[str, float], attributes: list[str], split: str) -> None:

@@ -5,6 +5,7 @@ at most `max_drop` below the base. A trial that breaks the constraint is kept bu
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 from seqrec.config import from_dict, to_dict
 from seqrec.data.attribute_files import with_attribute_file
 from seqrec.data.splits import SplitData
+from seqrec.errors import ConfigError
 from seqrec.model_runs import run_data
 from seqrec.run_folders import check_output_dir, check_run_name, claimed_run_dir, recorded_fingerprint
 from seqrec.search.backend import default_storage, shown_url
@@ -127,6 +129,25 @@ def run_tune_search(sae_dir: str | Path, space: SearchSpace | Mapping[str, Any] 
     description = {"study": name, "storage": storage and shown_url(storage), "kind": "tune", "metric": METRIC,
                    "run": str(sae_dir), "config": raw, "space": space.spec()}
     return run_study(job, jobs, folder, description, raw, lambda best: train_command(sae_dir, raw, best), enqueue)
+
+
+AUTO_GRID: dict[str, tuple[Any, ...]] = {"weight": (0.1, 0.3, 1.0, 3.0, 10.0), "latents": (50, 100)}  # λ × x
+
+
+def auto_tune(sae_dir: str | Path, targets: Sequence[str] = (), suppress: Sequence[str] = (),
+              grid: Mapping[str, Sequence[Any]] | None = None, **options: Any) -> SearchOutcome:
+    """Every combination of `grid` (default: λ in 0.1, 0.3, 1, 3, 10 and 50 or 100 latents per direction) as one
+    tuning search, so the choice follows the search's rule: the best validation target NDCG@10 among the
+    settings whose overall validation NDCG@10 falls at most `max_drop` below the base. The latents come from the
+    sweep (top-x) in every trial, so x is what varies. Other options are `run_tune_search`'s; rerunning resumes."""
+    grid = {k: tuple(v) for k, v in (grid or AUTO_GRID).items()}
+    if not grid or any(not v for v in grid.values()):
+        raise ConfigError(f"the grid needs at least one value per key; got {grid}")
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    overrides = {**dict(options.pop("overrides", None) or {}), "use_choose": False}
+    return run_tune_search(sae_dir, {key: list(values) for key, values in grid.items()}, trials=len(points),
+                           targets=targets, suppress=suppress, overrides=overrides, enqueue=points,
+                           seed=options.pop("seed", 0), **options)
 
 
 def train_command(sae_dir: Path, raw: Mapping[str, Any], best: FrozenTrial) -> str:

@@ -20,7 +20,8 @@ import numpy as np
 from seqrec.errors import ConfigError, suggest
 from seqrec.model_runs import Run
 from seqrec.recommender import Recommender
-from seqrec.steering.popsteer import NeuronStats, PopularitySteering
+from seqrec.steering.interventions import STAGES, Stage
+from seqrec.steering.popsteer import DEFAULT_STAGE, NeuronStats, PopularitySteering
 from seqrec.steering.steered import Interventions, ScoringMode
 from seqrec.steering.tuning import LatentController
 
@@ -114,7 +115,7 @@ class PopSteerControl:
     name = "popsteer"
 
     def __init__(self, steer: Steer, stats: NeuronStats, mode: ScoringMode = "delta", alpha: float = DEFAULT_ALPHA,
-                 neurons: int | None = None) -> None:
+                 neurons: int | None = None, stage: Stage = DEFAULT_STAGE) -> None:
         self.steer, self.stats, self.mode = steer, stats, mode
         width = len(stats.mean_pop)
         self.specs = {
@@ -122,6 +123,8 @@ class PopSteerControl:
                                  "steering strength α (0 = the unsteered SAE path)"),
             "neurons": number_spec("int", 1, width, width if neurons is None else int(neurons),
                                    "steer the N neurons of largest |Cohen's d|"),
+            "stage": choice_spec(list(STAGES), stage, "shift the pre-activations (pre: may change which latents "
+                                                      "win) or only the user's own top-k latents (post)"),
         }
 
     def parameters(self) -> dict[str, Spec]:
@@ -129,7 +132,7 @@ class PopSteerControl:
 
     def recommender(self, **params: Any) -> Recommender:
         values = checked(self.name, self.specs, params)
-        steering = PopularitySteering(self.stats, float(values["alpha"]), int(values["neurons"]))
+        steering = PopularitySteering(self.stats, float(values["alpha"]), int(values["neurons"]), values["stage"])
         return self.steer(self.mode, steering)
 
 

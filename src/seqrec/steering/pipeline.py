@@ -4,6 +4,7 @@ or save a steered run."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ from seqrec.model_runs import Run, load_model_run, run_data
 from seqrec.recommender import Recommender
 from seqrec.run_folders import unique_run_dir
 from seqrec.steering.activations import position_vectors, sample_prefixes, user_vectors
+from seqrec.steering.interventions import Stage
 from seqrec.steering.popsteer import (
+    DEFAULT_STAGE,
     PROBE_FIX,
     NeuronStats,
     PopularitySteering,
@@ -32,6 +35,8 @@ from seqrec.steering.steered import ScoringMode
 from seqrec.steering.steered_run import SteerConfig, SteeredRun, save_steered_run, steered_run_name
 
 SUMMARY_METRICS = ("NDCG@10", "HR@10")
+MAX_RECONSTRUCTION_COST = 0.03  # warn when scoring through the reconstruction loses more of valid NDCG@10
+MAX_FVU = 0.1  # warn when the SAE leaves more of the validation vectors' variance unexplained
 DEFAULT_PROFILES = 8192  # synthetic profiles per polarity when nothing is cached or asked for
 
 
@@ -50,10 +55,11 @@ def training_vectors(run: Run, data: SplitData, config: SAEConfig) -> tuple[torc
 
 
 def train_sae(run: Run | str | Path, config: SAEConfig | None = None, data: SplitData | None = None,
-              output_dir: str | Path | None = None, progress: bool = True) -> SAERun:
+              output_dir: str | Path | None = None, progress: bool = True, save: bool = True) -> SAERun:
     """Fit an SAE on a trained run's user vectors and report FVU, dead latents, base vs reconstructed accuracy.
 
-    Saved to `output_dir` (default: a new `sae-<preset>` folder inside the base run) when the base run is on disk.
+    Saved to `output_dir` (default: a new `sae-<preset>` folder inside the base run) when the base run is on disk
+    and `save`.
     """
     run = load_model_run(run) if isinstance(run, str | Path) else run
     config = config or SAEConfig()
@@ -70,11 +76,67 @@ def train_sae(run: Run | str | Path, config: SAEConfig | None = None, data: Spli
         for name, scorer in (("base", run.recommender), ("sae", sae_run.recommender)):
             result = evaluate(scorer, getattr(data, split), ks=(10,), metrics="accuracy", mask_seen=ec.mask_seen)
             metrics |= {f"{split}_{name}_{m}": result[m] for m in SUMMARY_METRICS}
+    metrics["warnings"] = sae_quality_warnings(metrics)
+    for message in metrics["warnings"]:
+        warnings.warn(message, stacklevel=2)
     sae_run.metrics = metrics
-    if run.path is not None:
+    if run.path is not None and save:
         target = Path(output_dir) if output_dir else unique_run_dir(run.path, f"sae-{config.preset}")
         save_sae_run(sae_run, target)
     return sae_run
+
+
+def train_sae_sized(run: Run | str | Path, config: SAEConfig | None = None, data: SplitData | None = None,
+                    output_dir: str | Path | None = None, progress: bool = True, sizes: int = 3) -> SAERun:
+    """The smallest SAE that reconstructs well: the preset's size first, then twice the latents and k, up to
+    `sizes` sizes, stopping at the first whose reconstruction costs at most 3% of validation NDCG@10 with a
+    validation FVU of at most 0.1 (else the one that costs least). Every size tried is recorded in the chosen
+    run's metrics (`sizes_tried`); only the chosen one is saved."""
+    run = load_model_run(run) if isinstance(run, str | Path) else run
+    config = config or SAEConfig()
+    data = run_data(run, data=data)
+    tried: list[tuple[SAERun, list[str]]] = []
+    for step in range(max(1, sizes)):
+        size = replace(config, scale=config.scale * 2**step, k=config.k * 2**step)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            candidate = train_sae(run, size, data=data, progress=progress, save=False)
+        tried.append((candidate, [str(w.message) for w in caught]))
+        if not candidate.metrics["warnings"]:
+            break
+    chosen, messages = min(tried, key=lambda t: (bool(t[0].metrics["warnings"]), reconstruction_cost(t[0].metrics)))
+    for message in messages:
+        warnings.warn(message, stacklevel=2)
+    chosen.metrics["sizes_tried"] = [
+        {"latents": c.sae.latents, "k": c.config.k, "valid_fvu": c.metrics["valid_fvu"],
+         "valid_cost": reconstruction_cost(c.metrics)} for c, _ in tried]
+    if run.path is not None:
+        target = Path(output_dir) if output_dir else unique_run_dir(run.path, f"sae-{config.preset}")
+        save_sae_run(chosen, target)
+    return chosen
+
+
+def reconstruction_cost(metrics: dict) -> float:
+    """The share of validation NDCG@10 lost by scoring through the SAE's reconstruction."""
+    base = metrics["valid_base_NDCG@10"]
+    return 1.0 - metrics["valid_sae_NDCG@10"] / base if base > 0 else 0.0
+
+
+def sae_quality_warnings(metrics: dict, max_cost: float = MAX_RECONSTRUCTION_COST, max_fvu: float = MAX_FVU
+                         ) -> list[str]:
+    """What a user of this SAE should know: a reconstruction that costs accuracy, or a high validation FVU."""
+    found = []
+    base, sae = metrics["valid_base_NDCG@10"], metrics["valid_sae_NDCG@10"]
+    cost = reconstruction_cost(metrics)
+    if cost > max_cost:
+        found.append(f"scoring through this SAE's reconstruction costs {cost:.1%} of validation NDCG@10 ({base:.4f} "
+                     f"-> {sae:.4f}): the SAE run's own recommender and `recon` steering carry that loss (`delta` "
+                     "steering does not); a larger dictionary or k (--set scale=32 --set k=16) reconstructs better")
+    if metrics["valid_fvu"] > max_fvu:
+        found.append(f"the SAE leaves {metrics['valid_fvu']:.1%} of the validation vectors' variance unexplained "
+                     f"(FVU above {max_fvu:.0%}): its latents describe the users only roughly, so steering them "
+                     "moves less than the model knows; try more latents, a larger k or more training vectors")
+    return found
 
 
 def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popularity", profiles: int | None = None,
@@ -122,21 +184,21 @@ def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popula
 
 
 def popsteer(sae_run: SAERun | str | Path, alpha: float = 1.5, neurons: int | None = None,
-             mode: ScoringMode = "delta", data: SplitData | None = None, stats: NeuronStats | None = None
-             ) -> Recommender:
-    """A recommender whose popularity neurons are steered with strength `alpha` (PopSteer Eq. 3/4)."""
+             mode: ScoringMode = "delta", data: SplitData | None = None, stats: NeuronStats | None = None,
+             stage: Stage = DEFAULT_STAGE) -> Recommender:
+    """A recommender whose popularity neurons are steered with strength `alpha` (PopSteer Eq. 3/4) at `stage`."""
     sae_run = load_sae_run(sae_run) if isinstance(sae_run, str | Path) else sae_run
     if stats is None:
         stats, _ = probe(sae_run, data)
     if len(stats.mean_pop) != sae_run.sae.latents:
         raise RunError(f"the probe has {len(stats.mean_pop)} neurons but the SAE has {sae_run.sae.latents}")
-    return sae_run.steered(mode, PopularitySteering(stats, alpha, neurons))
+    return sae_run.steered(mode, PopularitySteering(stats, alpha, neurons, stage))
 
 
 def popsteer_run(sae_run: SAERun | str | Path, alpha: float = 1.5, neurons: int | None = None,
                  mode: ScoringMode = "delta", split: str = "test", mask_seen: bool | None = None,
                  data: SplitData | None = None, stats: NeuronStats | None = None,
-                 output_dir: str | Path | None = None) -> SteeredRun:
+                 output_dir: str | Path | None = None, stage: Stage = DEFAULT_STAGE) -> SteeredRun:
     """PopSteer at one setting as a run: measured on `split` (at the base run's cut-offs and k=10, so its numbers
     are `seqrec steer`'s) and, when the SAE run is on disk, saved to `output_dir` (default: a new
     `steered-popularity-a<α>` folder inside the SAE run) with the probe statistics, so it serves without data."""
@@ -148,7 +210,7 @@ def popsteer_run(sae_run: SAERun | str | Path, alpha: float = 1.5, neurons: int 
         stats, _ = probe(sae_run, data)
     ec = sae_run.base.config.eval
     config = SteerConfig(alpha=alpha, neurons=neurons, mode=mode, mask_seen=ec.mask_seen if mask_seen is None
-                         else mask_seen)
+                         else mask_seen, stage=stage)
     run = SteeredRun(config, stats, sae_run)
     ks = tuple(sorted({*ec.ks, 10}))
     measured = getattr(data, split)

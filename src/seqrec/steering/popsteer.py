@@ -33,6 +33,7 @@ from seqrec.steering.interventions import Stage, register_intervention
 from seqrec.steering.sae import TopKSAE
 
 CONCEPTS = ("popularity",)
+DEFAULT_STAGE: Stage = "pre"  # where the popularity shift acts by default (see PopularitySteering)
 STAT_ARRAYS = ("mean_pop", "std_pop", "mean_unpop", "std_unpop")
 PROBE_FIX = "delete it and probe again (`seqrec sae probe SAE_RUN`)"
 # what np.load raises on a truncated, emptied or otherwise damaged .npz
@@ -172,11 +173,17 @@ def probe_popularity(model: SequentialEncoder, sae: TopKSAE, train: Sequences, s
 
 
 class PopularitySteering:
-    """Eq. 3/4 as a pre-stage intervention: pre + shift on the selected neurons, fixed per (stats, α, N)."""
+    """Eq. 3/4 as an intervention: a shift of the selected neurons, fixed per (stats, α, N).
 
-    stage: Stage = "pre"
+    stage "pre" (the paper): added to the pre-activations before ReLU and top-k, so steering changes which
+    latents win. stage "post": added only to the latents already in the user's top-k (never below 0), so each
+    user keeps their own latents and only their strengths move. `per_user` (pre only) scales the shift by the
+    user's RMS pre-activation over the selected neurons relative to the probe profiles' RMS, so users with weak
+    activations are not overwritten by a shift sized for the average user.
+    """
 
-    def __init__(self, stats: NeuronStats, alpha: float, neurons: int | None = None) -> None:
+    def __init__(self, stats: NeuronStats, alpha: float, neurons: int | None = None, stage: Stage = DEFAULT_STAGE,
+                 per_user: bool = False) -> None:
         d = stats.cohens_d
         h = len(d)
         if not np.isfinite(alpha) or alpha < 0:
@@ -184,6 +191,10 @@ class PopularitySteering:
         neurons = h if neurons is None else neurons
         if not 1 <= neurons <= h:
             raise SeqrecError(f"neurons must be between 1 and the SAE's {h} latents; got {neurons}")
+        if stage not in ("pre", "post"):
+            raise SeqrecError(f"the popularity shift acts at stage 'pre' or 'post'; got {stage!r}")
+        if per_user and stage != "pre":
+            raise SeqrecError("per-user scaling applies to the pre-activations (stage 'pre')")
         magnitude = np.abs(d)
         candidates = np.flatnonzero(magnitude > 0)
         selected = candidates[np.argsort(-magnitude[candidates], kind="stable")[:neurons]]
@@ -194,12 +205,21 @@ class PopularitySteering:
         # unpopular neurons (d < 0) are boosted by their spread on unpopular profiles, popular ones (d > 0)
         # dampened by their spread on popular profiles
         shift = np.where(d < 0, weights * stats.std_unpop, -weights * stats.std_pop)
+        square = (stats.mean_pop**2 + stats.std_pop**2 + stats.mean_unpop**2 + stats.std_unpop**2) / 2.0
         self.alpha, self.neurons, self.selected = alpha, neurons, selected
+        self.stage, self.per_user = stage, per_user
+        self.reference = float(np.sqrt(square[selected].mean())) if len(selected) else 1.0  # probe RMS
         self.shift = torch.from_numpy(shift).float()  # [H]
         self.latents = torch.from_numpy(selected).long()  # [S]
 
-    def change(self, acts: torch.Tensor) -> torch.Tensor:  # [B, S] -> [S]
-        return self.shift[self.latents].to(acts.device)
+    def change(self, acts: torch.Tensor) -> torch.Tensor:  # [B, S] -> [S] or [B, S]
+        shift = self.shift[self.latents].to(acts.device)  # [S]
+        if self.stage == "post":
+            return torch.where(acts > 0, torch.maximum(shift, -acts), torch.zeros_like(acts))
+        if self.per_user:
+            rms = acts.float().pow(2).mean(1, keepdim=True).sqrt()  # [B, 1]
+            return shift * (rms / max(self.reference, 1e-12))
+        return shift
 
 
 class PopularityReweighting:

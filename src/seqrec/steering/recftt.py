@@ -3,6 +3,7 @@ tune a controller toward (or away from) attributes, and report base vs tuned."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,33 +57,74 @@ def sweep_latents(sae_run: SAERun | str | Path, attributes: list[str], data: Spl
 
 
 def find_sweep(sae_run: SAERun, attributes: list[str]) -> LatentSweep | None:
-    """The newest saved sweep of this SAE run that measured every one of `attributes`."""
+    """The saved sweep of this SAE run to tune `attributes` from: the newest one where `sae choose` wrote a
+    controller file for every attribute, else the newest that measured every one of them."""
     if sae_run.path is None:
         return None
     folders = sorted(sae_run.path.glob("latent-sweep-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    covering = []
     for folder in folders:
         try:
             sweep = load_sweep(folder, sae_run.sae.latents)
         except RunError:
             continue
         if set(attributes) <= set(sweep.attributes):
-            return sweep
-    return None
+            covering.append(sweep)
+    chosen = [s for s in covering if all(controller_file(s, a) is not None for a in attributes)]
+    return (chosen or covering or [None])[0]
 
 
-def select_latents(sweep: LatentSweep, attributes: list[str], x: int) -> list[int]:
-    """Union over attributes of the top-x positive and top-x negative latents; warns when fewer exist."""
+def controller_file(sweep: LatentSweep, attribute: str) -> Path | None:
+    """`sae choose`'s controller_<attribute>.json in the sweep's folder, if it wrote one."""
+    if sweep.path is None:
+        return None
+    file = Path(sweep.path) / f"controller_{file_stem(attribute)}.json"
+    return file if file.is_file() else None
+
+
+def read_controller_file(file: Path, latents: int) -> list[int]:
+    """The latent ids of a controller file ({"comment", "ablations": [ids]}); damaged files raise RunError."""
+    try:
+        ids = json.loads(file.read_text())["ablations"]
+        ids = [int(j) for j in ids]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{file} is damaged ({type(exc).__name__}: {exc}); write it again with `seqrec sae choose` "
+                       "or delete it") from None
+    if any(not 0 <= j < latents for j in ids):
+        raise RunError(f"{file} names latents outside the SAE's 0..{latents - 1}; it belongs to another SAE run")
+    return ids
+
+
+def select_latents(sweep: LatentSweep, attributes: list[str], x: int, use_choose: bool = True,
+                   latents: int | None = None) -> tuple[list[int], dict[str, str]]:
+    """Union over attributes of their regulating latents, and where each attribute's came from.
+
+    Per attribute: the ids in `sae choose`'s controller_<attribute>.json when the sweep folder has one (and
+    `use_choose`), else the top-x raising and top-x lowering latents of the sweep. Warns when an attribute has
+    no latent that raises it (tuning toward it then has nothing of its own to act on) or fewer than x.
+    """
     chosen: set[int] = set()
+    sources: dict[str, str] = {}
     for attribute in attributes:
+        file = controller_file(sweep, attribute) if use_choose else None
         positive, negative = choose_latents(sweep, attribute, x)
-        if len(positive) < x or len(negative) < x:
+        if not positive:
+            warnings.warn(f"{attribute}: the latent sweep found no latent that raises it (no latent's amplification "
+                          "adds its items to the lists); tuning toward it is unlikely to help", stacklevel=2)
+        if file is not None:
+            ids = read_controller_file(file, latents or sweep.scores.shape[0])
+            chosen |= set(ids)
+            sources[attribute] = f"{len(ids)} latents from {file}"
+            continue
+        if positive and (len(positive) < x or len(negative) < x):
             warnings.warn(f"{attribute}: asked for {x} latents per direction, the sweep has {len(positive)} that "
                           f"raise it and {len(negative)} that lower it; using those", stacklevel=2)
         chosen |= set(positive) | set(negative)
+        sources[attribute] = f"top {len(positive)} raising + {len(negative)} lowering latents of the sweep (x={x})"
     if not chosen:
         raise SeqrecError(f"no latent moves {', '.join(attributes)} in the sweep; check the attribute has items "
                           "that users are recommended")
-    return sorted(chosen)
+    return sorted(chosen), sources
 
 
 def tuned_run_name(config: TuneConfig) -> str:
@@ -123,7 +165,7 @@ def tune(sae_run: SAERun | str | Path, config: TuneConfig, data: SplitData | Non
     data = run_data(sae_run.base, data=data)
     membership = attribute_matrix(data.catalog, config.attributes)  # [N+1, A]; unknown attributes fail here
     sweep = sweep or find_sweep(sae_run, config.attributes) or sweep_latents(sae_run, config.attributes, data)
-    latents = select_latents(sweep, config.attributes, config.latents)
+    latents, sources = select_latents(sweep, config.attributes, config.latents, config.use_choose, sae_run.sae.latents)
     inputs = inputs or TuningInputs.compute(sae_run, data, config.max_instances, config.seed)
     model, sae = sae_run.base.model, sae_run.sae
     controller = LatentController(latents, sae.latents).to(model.device)
@@ -131,7 +173,8 @@ def tune(sae_run: SAERun | str | Path, config: TuneConfig, data: SplitData | Non
     task = TuningTask(sae, inputs.items, inputs.train, inputs.valid, membership, data.train, model.max_len, mask_seen)
     fit = fit_controller(controller, task, config, progress=progress)
     metrics: dict = {"latents": len(latents), "best_epoch": fit.best_epoch, "seconds": round(fit.seconds, 2),
-                     "instances": len(inputs.train.x), "sweep": str(sweep.path) if sweep.path else None}
+                     "instances": len(inputs.train.x), "sweep": str(sweep.path) if sweep.path else None,
+                     "latent_sources": sources, "latent_ids": latents}
     for name, vectors in (("valid", inputs.valid), ("test", inputs.test)):
         metrics[name] = {
             label: vectors.metrics(ctrl, sae, inputs.items, model.max_len, config.attributes, REPORT_KS, mask_seen)

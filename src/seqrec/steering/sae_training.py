@@ -45,14 +45,19 @@ def fit_sae(train: torch.Tensor, valid: torch.Tensor, config: SAEConfig, progres
     sae = TopKSAE(dim, config.scale * dim, config.k).to(train.device)
     k_aux = config.resolved_k_aux(dim)
     optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
+    schedule = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=config.plateau)
+                if config.plateau else None)
     dead: list[torch.Tensor | None] = [None]  # latents silent in the previous epoch
 
     def run_epoch(epoch: int) -> Record:
+        lr = optimizer.param_groups[0]["lr"]
         train_fvu, train_aux, fired = train_epoch(sae, optimizer, train, config, dead[0], k_aux)
         dead[0] = ~fired
         valid_fvu, _ = evaluate_fvu(sae, valid)
+        if schedule is not None:
+            schedule.step(valid_fvu)
         return {"epoch": epoch, "train_fvu": train_fvu, "train_auxk": train_aux, "valid_fvu": valid_fvu,
-                "dead_ratio": float(dead[0].float().mean())}
+                "dead_ratio": float(dead[0].float().mean()), "lr": lr}
 
     selection = EarlyStopping(sae, "valid_fvu", "min", config.patience)
     bar = ProgressBar("SAE", lambda r: f"valid FVU {r['valid_fvu']:.4f} (best {selection.best_score:.4f}) "

@@ -18,7 +18,8 @@ from seqrec.recommender import Recommender
 from seqrec.run_folders import read_records, write_atomically
 from seqrec.run_kinds import register_kind, write_run
 from seqrec.steering.controls import DEFAULT_ALPHA, PopSteerControl, Steering
-from seqrec.steering.popsteer import NeuronStats, PopularitySteering, check_concept
+from seqrec.steering.interventions import STAGES, Stage
+from seqrec.steering.popsteer import DEFAULT_STAGE, NeuronStats, PopularitySteering, check_concept
 from seqrec.steering.sae_run import (
     PROBE_FILE,
     SAERun,
@@ -41,9 +42,12 @@ class SteerConfig:
     neurons: int | None = None
     mode: ScoringMode = "delta"
     mask_seen: bool = True
+    stage: Stage = DEFAULT_STAGE
 
     def __post_init__(self) -> None:
         check_finite(self, "steer")
+        if self.stage not in STAGES:
+            raise ConfigError(f"steer.stage must be pre or post, got {self.stage!r}")
         try:
             check_concept(self.concept)
         except SeqrecError as exc:
@@ -83,13 +87,16 @@ class SteeredRun:
 
     def control(self) -> PopSteerControl:
         steer = partial(self.sae_run.steered, mask_seen=self.config.mask_seen)
-        return PopSteerControl(steer, self.stats, self.config.mode, self.config.alpha, self.config.neurons)
+        return PopSteerControl(steer, self.stats, self.config.mode, self.config.alpha, self.config.neurons,
+                               self.config.stage)
 
 
 def steered_run_name(config: SteerConfig) -> str:
-    """steered-popularity-a1.5, steered-popularity-a2-n64 (recon mode adds -recon)."""
+    """steered-popularity-a1.5, steered-popularity-a2-n64 (recon mode adds -recon, the non-default stage -pre or
+    -post)."""
     name = f"steered-{config.concept}-a{config.alpha:g}"
     name += f"-n{config.neurons}" if config.neurons is not None else ""
+    name += f"-{config.stage}" if config.stage != DEFAULT_STAGE else ""
     return name + ("-recon" if config.mode == "recon" else "")
 
 
@@ -112,13 +119,14 @@ def load_steered_run(path: str | Path, device: str = "cpu") -> SteeredRun:
     fix = "steer again (`seqrec steer SAE_RUN --alpha A --save`)"
     meta = read_meta(path / STEER_CONFIG, fix)
     try:
-        config = from_dict(SteerConfig, {k: v for k, v in meta.items() if k not in ("kind", "sae_run")}, "steer.")
+        settings = {"stage": "pre", **{k: v for k, v in meta.items() if k not in ("kind", "sae_run")}}  # older: pre
+        config = from_dict(SteerConfig, settings, "steer.")
     except (TypeError, ValueError, ConfigError) as exc:
         raise RunError(f"{path / STEER_CONFIG} is damaged ({exc}); {fix}") from None
     sae_run = load_parent_sae_run(path, STEER_CONFIG, meta, fix, device)
     stats = NeuronStats.load(path / PROBE_FILE, sae_run.sae.latents)
     try:
-        PopularitySteering(stats, config.alpha, config.neurons)
+        PopularitySteering(stats, config.alpha, config.neurons, config.stage)
     except SeqrecError as exc:
         raise RunError(f"{path / STEER_CONFIG} does not fit its SAE run ({exc}); {fix}") from None
     metrics, history = read_records(path)

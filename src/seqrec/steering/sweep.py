@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from seqrec.data.splits import EvalSplit
 from seqrec.evaluation.evaluate import evaluate
@@ -20,8 +22,10 @@ DEFAULT_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 def popularity_sweep(sae_run: SAERun, split: EvalSplit, stats: NeuronStats, alphas: Sequence[float],
                      betas: Sequence[float] = DEFAULT_BETAS, neurons: int | None = None,
-                     mode: ScoringMode = "delta", mask_seen: bool = True) -> list[dict]:
-    """One row per setting: the base model, PopSteer at each α, re-weighting at each β.  Metrics at k=10."""
+                     mode: ScoringMode = "delta", mask_seen: bool = True, **steering: Any) -> list[dict]:
+    """One row per setting: the base model, PopSteer at each α, re-weighting at each β.  Metrics at k=10.
+
+    `steering`: further options of `PopularitySteering` (stage, per_user)."""
     def measure(method: str, strength: float, scorer) -> dict:  # noqa: ANN001
         metrics = evaluate(scorer, split, ks=(10,), mask_seen=mask_seen)
         return {"method": method, "strength": strength, **{m: metrics[m] for m in SWEEP_METRICS}}
@@ -29,17 +33,11 @@ def popularity_sweep(sae_run: SAERun, split: EvalSplit, stats: NeuronStats, alph
     base = sae_run.base.recommender
     rows = [measure("base", 0.0, base)]
     for alpha in alphas:
-        rows.append(measure("popsteer", alpha, sae_run.steered(mode, PopularitySteering(stats, alpha, neurons))))
+        steered = sae_run.steered(mode, PopularitySteering(stats, alpha, neurons, **steering))
+        rows.append(measure("popsteer", alpha, steered))
     for beta in betas:
         rows.append(measure("reweight", beta, PopularityReweighting(base.model, split.item_stats.pop_scores, beta)))
     return rows
-
-
-def best_fair_setting(rows: list[dict], max_ndcg_drop: float = 0.05) -> dict | None:
-    """The PopSteer row with the highest deep-long-tail coverage whose NDCG@10 is within `max_ndcg_drop` of base."""
-    base = next(r for r in rows if r["method"] == "base")
-    ok = [r for r in rows if r["method"] == "popsteer" and r["NDCG@10"] >= (1 - max_ndcg_drop) * base["NDCG@10"]]
-    return max(ok, key=lambda r: r["deep_lt_coverage@10"], default=None)
 
 
 def plot_tradeoff(rows: list[dict], path: str | Path, y: str = "NDCG@10", keep: float = 0.8) -> Path:
@@ -91,3 +89,24 @@ def write_sweep(rows: list[dict], path: Path, meta: dict) -> Path:
         plot_tradeoff(rows, tmp / "tradeoff.png")
 
     return write_atomically(path, write)
+
+
+def saved_turn(sae_dir: Path, neurons: int | None, mode: str, stage: str = "pre") -> tuple[float, Path] | None:
+    """The smallest α after which a saved sweep of this SAE run (same neurons, mode, stage) found the curve turning
+    (`curves.turning_point`), with that sweep's folder; None when no saved sweep shows a turn."""
+    from seqrec.steering.curves import turning_point
+
+    found = []
+    for file in sorted(Path(sae_dir).glob("sweep-*/sweep.json")):
+        try:
+            saved = json.loads(file.read_text())
+            settings, rows = saved["settings"], saved["rows"]
+            same = (settings.get("neurons"), settings.get("mode"), settings.get("stage", "pre"))
+            if same != (neurons, mode, stage):
+                continue
+            turn = turning_point(rows)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a readable sweep: nothing to learn from it
+        if turn is not None:
+            found.append((turn, file.parent))
+    return min(found, default=None)

@@ -8,6 +8,7 @@ At initialisation (m = 1, b = 0) u′ = x exactly, so the tuned model starts as 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,7 @@ class TuneConfig:
     targets: list[str] = field(default_factory=list)  # attribute values to raise
     suppress: list[str] = field(default_factory=list)  # attribute values to lower
     latents: int = 100  # x: latents chosen per attribute and direction (up to 2x per attribute)
+    use_choose: bool = True  # read `sae choose`'s controller_<attribute>.json from the sweep folder when present
     weight: float = 0.1  # λ, weight of the attribute loss
     lr: float = 1e-3
     weight_decay: float = 1e-6
@@ -240,9 +242,14 @@ def fit_controller(controller: LatentController, task: TuningTask, config: TuneC
         m = valid.metrics(ctrl, sae, items, max_len, config.attributes, mask_seen=mask_seen)
         return {"epoch": epoch, **extra, **m}
 
+    def scored(record: dict[str, float]) -> dict[str, float]:
+        """The record with its selection score; None (not -inf, which JSON cannot hold) when it breaks max_drop."""
+        score = selection_score(record, config, base_ndcg)
+        return {**record, "selection": score if math.isfinite(score) else None}
+
     base = validate(0, None, {})
     base_ndcg = base["NDCG@10"]
-    base["selection"] = selection_score(base, config, base_ndcg)
+    base = scored(base)
 
     def run_epoch(epoch: int) -> Record:
         controller.train()
@@ -274,12 +281,13 @@ def fit_controller(controller: LatentController, task: TuningTask, config: TuneC
         steps = max(1, -(-len(order) // config.batch_size))
         controller.eval()
         losses = {"rank_loss": float(totals[0] / steps), "attribute_loss": float(totals[1] / steps)}
-        record = validate(epoch, controller, losses)
-        record["selection"] = selection_score(record, config, base_ndcg)
-        return record
+        return scored(validate(epoch, controller, losses))
 
-    selection = EarlyStopping(controller, "selection", "max", config.patience)
-    selection.start_from(base["selection"], base)  # epoch 0: the untuned model, which training must beat
+    def score(record: Record) -> float:
+        return -math.inf if record["selection"] is None else record["selection"]
+
+    selection = EarlyStopping(controller, score, "max", config.patience)
+    selection.start_from(score(base), base)  # epoch 0: the untuned model, which training must beat
     bar = ProgressBar("tune", lambda r: f"valid NDCG@10 {r['NDCG@10']:.4f} (base {base_ndcg:.4f}) "
                                         f"best epoch {selection.best_epoch}", enabled=progress)
     loop = Loop(config.epochs, [selection, bar])
