@@ -25,6 +25,7 @@ class SequenceEmbedding(nn.Module):
         self.norm = nn.LayerNorm(hidden) if input_norm else nn.Identity()  # post-LN models normalise inputs
         self.dropout = nn.Dropout(dropout)
         self.scale = 1.0 if input_norm else hidden**0.5  # pre-LN (SASRec) scales item vectors instead
+        self.input_override: torch.Tensor | None = None  # [T, D] read instead of table() (item-side steering)
 
     def table(self) -> torch.Tensor:
         """Every token's vector: the id embedding, with side features when the model has them.  -> [T, D]"""
@@ -37,7 +38,10 @@ class SequenceEmbedding(nn.Module):
             length = items.shape[1]
             pos = torch.arange(self.positions.num_embeddings - length, self.positions.num_embeddings,
                                device=items.device)
-        vectors = self.items(items) if self.features is None else F.embedding(items, self.table())
+        if self.input_override is not None:
+            vectors = F.embedding(items, self.input_override)
+        else:
+            vectors = self.items(items) if self.features is None else F.embedding(items, self.table())
         x = vectors * self.scale + self.positions(pos)
         x = self.dropout(self.norm(x))
         return x * (items != 0).unsqueeze(-1)
