@@ -82,6 +82,7 @@ def test_auto_tune_tries_every_grid_point_and_chooses_on_validation(sae_dir: Pat
     outcome = auto_tune(sae_dir, ["Comedy"], grid=grid, overrides={"epochs": 2}, output_dir=tmp_path,
                         progress=False)
     trials = outcome.study.get_trials()
+    assert outcome.folder == tmp_path / "tune-Comedy-auto"  # not the folder of a `search tune` study
     assert sorted((t.params["weight"], t.params["latents"]) for t in trials) == [(0.1, 3), (0.1, 8), (2.0, 3),
                                                                                   (2.0, 8)]
     ok = [t for t in trials if feasible(t)]
@@ -93,3 +94,5 @@ def test_auto_tune_tries_every_grid_point_and_chooses_on_validation(sae_dir: Pat
     assert len(again.study.get_trials()) == 4  # a rerun resumes the same grid, nothing is tried twice
     with pytest.raises(ConfigError, match="at least one value"):
         auto_tune(sae_dir, ["Comedy"], grid={"weight": ()}, output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="latents: chosen by the grid"):
+        auto_tune(sae_dir, ["Comedy"], grid=grid, overrides={"latents": 5}, output_dir=tmp_path)

@@ -106,6 +106,10 @@ def test_a_strength_past_a_saved_turn_is_a_warning(cli_sae: Path) -> None:
         assert mild.exit_code == 0 and "past the point" not in mild.output
         other_mode = runner.invoke(cli.app, ["steer", str(cli_sae), "--alpha", "1.5", "--mode", "recon"])
         assert other_mode.exit_code == 0 and "past the point" not in other_mode.output
+        other_stage = runner.invoke(cli.app, ["steer", str(cli_sae), "--alpha", "1.5", "--stage", "post"])
+        assert other_stage.exit_code == 0 and "past the point" not in other_stage.output  # that sweep was pre
+        (planted / "sweep.json").write_text("[]")  # damaged sweeps teach nothing and break nothing
+        assert runner.invoke(cli.app, ["steer", str(cli_sae), "--alpha", "1.5"]).exit_code == 0
     finally:
         shutil.rmtree(planted)
 
@@ -120,3 +124,17 @@ def test_sae_train_auto_size_reports_every_size_tried(base_run: Run, tmp_path: P
     assert "SAE sizes tried (smallest first)" in result.output and "NDCG@10 cost" in result.output
     tried = load_sae_run(base / "sae-popsteer").metrics["sizes_tried"]
     assert len(tried) >= 2 and tried[0]["latents"] == 16
+
+
+def test_steering_after_top_k_through_the_cli(cli_sae: Path) -> None:
+    result = runner.invoke(cli.app, ["steer", str(cli_sae), "--stage", "post", "--sweep", *alphas(0, 2),
+                                     "--beta", "0"])
+    assert result.exit_code == 0, result.output
+    folder = sorted(cli_sae.glob("sweep-popularity-test*"), key=lambda p: p.stat().st_mtime)[-1]
+    assert json.loads((folder / "sweep.json").read_text())["settings"]["stage"] == "post"
+    saved = runner.invoke(cli.app, ["steer", str(cli_sae), "--stage", "post", "--alpha", "2", "--save"])
+    assert saved.exit_code == 0, saved.output
+    run = cli_sae / "steered-popularity-a2-post"
+    assert "stage: post" in (run / "steer.yaml").read_text()
+    bad = runner.invoke(cli.app, ["steer", str(cli_sae), "--stage", "middle"])
+    assert bad.exit_code != 0 and "--stage must be pre or post" in str(bad.exception)

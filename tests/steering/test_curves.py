@@ -76,3 +76,38 @@ def test_choose_strength_keeps_the_accuracy_window() -> None:
     assert choose_strength(rows, "popsteer", max_drop=0.0) is None
     with pytest.raises(SeqrecError, match="no base row"):
         choose_strength(rows[1:], "popsteer")
+
+
+def test_a_flat_segment_offers_both_of_its_ends() -> None:
+    points = curve([BASE, row("popsteer", 1.0, 0.20, 0.70, 0.60)], "popsteer")  # α 1 changed no ranking
+    assert value_at(points, 0.20, "deep_lt_coverage@10") == pytest.approx(0.70)
+    assert value_at(points, 0.20, "gini@10") == pytest.approx(0.60)
+
+
+def test_the_mean_margin_is_the_area_over_the_width() -> None:
+    # margin on coverage: 0 at the base, 0.1 at NDCG 0.195, 0 at 0.19 (a triangle): area 0.0005 over width 0.01
+    rows = [BASE, row("popsteer", 1, 0.195, 0.70, 0.60), row("popsteer", 2, 0.19, 0.70, 0.60),
+            row("reweight", 8, 0.19, 0.70, 0.60)]
+    assert compare_curves(rows, levels=3)["deep_lt_coverage@10"]["mean_margin"] == pytest.approx(0.05)
+
+
+def test_comparisons_refuse_what_they_cannot_measure() -> None:
+    rows = [BASE, row("popsteer", 1.0, 0.19, 0.70, 0.60)]
+    with pytest.raises(SeqrecError, match="no 'reweight' rows; its methods: popsteer"):
+        compare_curves(rows)
+    with pytest.raises(SeqrecError, match="no 'reweigh' rows"):
+        choose_strength(rows, "reweigh")
+    full = [*rows, row("reweight", 4.0, 0.19, 0.60, 0.70)]
+    with pytest.raises(SeqrecError, match="max_drop must be in"):
+        compare_curves(full, max_drop=-0.1)
+    with pytest.raises(SeqrecError, match="levels must be at least 2"):
+        compare_curves(full, levels=1)
+    with pytest.raises(SeqrecError, match="no direction known for 'NDCG@10'"):
+        choose_strength(full, "popsteer", metric="NDCG@10")
+    at_base = compare_curves(full, max_drop=0.0)  # a window of one level: nothing to say "at or above" about
+    assert at_base["deep_lt_coverage@10"]["at_or_above"] is None
+
+
+def test_a_dip_within_the_tolerance_is_not_a_turn() -> None:
+    rows = [BASE, row("popsteer", 1, 0.19, 0.6, 0.7), row("popsteer", 2, 0.18, 0.5995, 0.6999)]
+    assert turning_point(rows) is None

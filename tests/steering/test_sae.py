@@ -103,7 +103,7 @@ def test_plateau_divides_the_learning_rate_when_validation_fvu_stalls(monkeypatc
 
     monkeypatch.setattr(sae_training, "evaluate_fvu", lambda sae, vectors: (0.5, 0.0))  # never improves
     vectors = torch.randn(256, 8)
-    config = SAEConfig(k=2, scale=2, epochs=5, batch_size=64, lr=1e-3, patience=0, plateau=1)
+    config = SAEConfig(k=2, scale=2, epochs=5, batch_size=64, lr=1e-3, patience=0, plateau=2)  # 2 bad epochs
     fit = sae_training.fit_sae(vectors, vectors[:64], config, progress=False)
     assert [r["lr"] for r in fit.history] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4, 1e-4])
     constant = sae_training.fit_sae(vectors, vectors[:64], SAEConfig(k=2, scale=2, epochs=3, patience=0),
@@ -111,3 +111,5 @@ def test_plateau_divides_the_learning_rate_when_validation_fvu_stalls(monkeypatc
     assert {r["lr"] for r in constant.history} == {1e-3}
     with pytest.raises(ConfigError, match="plateau"):
         SAEConfig(plateau=-1)
+    with pytest.raises(ConfigError, match=r"sae.plateau \(3\) must be below sae.patience \(3\)"):
+        SAEConfig(plateau=3, patience=3)

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY_SAE
 from seqrec.data.splits import SplitData
 from seqrec.errors import RunError
 from seqrec.runs import Run
@@ -83,8 +82,25 @@ def test_tuning_where_every_epoch_breaks_the_guard_keeps_the_base(sae_run: SAERu
     assert run.metrics["latent_sources"]["Comedy"].startswith("top ")
 
 
-def test_the_tiny_preset_in_these_tests_is_small() -> None:
-    assert TINY_SAE.k == 4 and TINY_SAE.scale == 4
+def test_a_suppressed_attribute_needs_a_latent_that_lowers_it() -> None:
+    # Sci-Fi has lowering latent 2, so suppressing it is quiet; Horror is lowered by 0 and 2 as well
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        select_latents(planted_sweep(), ["Sci-Fi"], 1, suppressed=["Sci-Fi"])
+    lower_nothing = planted_sweep()
+    lower_nothing.ratios[1, :, 0] = 0.0  # ×0.1 never lowers Sci-Fi now: every score is >= 0
+    with pytest.warns(UserWarning, match="Sci-Fi: the latent sweep found no latent that lowers it"):
+        select_latents(lower_nothing, ["Sci-Fi"], 1, suppressed=["Sci-Fi"])
+
+
+def test_an_explicit_x_is_overridden_by_a_choose_file_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "controller_Sci_Fi.json").write_text(json.dumps({"ablations": [4, 1]}))
+    with pytest.warns(UserWarning, match="using the 2 latents `sae choose` wrote .* not x=3"):
+        select_latents(planted_sweep(tmp_path), ["Sci-Fi"], 3, x_given=True)
+    for bad in ('{"ablations": "12"}', '{"ablations": []}', '{"ablations": [1.5]}'):
+        (tmp_path / "controller_Sci_Fi.json").write_text(bad)
+        with pytest.raises(RunError, match="non-empty list of latent ids"):
+            select_latents(planted_sweep(tmp_path), ["Sci-Fi"], 1)
 
 
 def test_auto_size_doubles_until_the_sae_reconstructs_well(base_run: Run, steer_data: SplitData,

@@ -29,6 +29,9 @@ Attributes = Annotated[list[str], typer.Option("--attribute", help="Item attribu
 SAERunDir = Annotated[Path, run_argument("SAE run directory (from `seqrec sae train`).")]
 
 
+QUALITY_WARNINGS = ("scoring through this SAE", "the SAE leaves")  # how `sae_quality_warnings` messages start
+
+
 def register(app: typer.Typer) -> None:
     """Add the `sae` group to the root app."""
     app.add_typer(sae_app, name="sae")
@@ -57,7 +60,8 @@ def sae_train(run_dir: Annotated[Path, run_argument("Run directory of the base m
     if out is not None and out.exists():
         raise SeqrecError(f"{out} already exists; choose another --out (runs are never overwritten)")
     with interruptible(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the quality warnings are printed below the table
+        for message in QUALITY_WARNINGS:  # printed below the table instead
+            warnings.filterwarnings("ignore", message=message)
         fit = train_sae_sized if auto_size else train_sae
         sae_run = fit(run, config, data=data, output_dir=out, progress=progress())
     m = sae_run.metrics
@@ -222,10 +226,11 @@ def sae_tune(sae_dir: SAERunDir,
     base = {"targets": list(target or []), "suppress": list(suppress or []), "weight": weight, "latents": latents}
     config = from_dict(TuneConfig, apply_overrides(base, list(overrides or [])), "tune.")
     if auto:
-        if (weight, latents) != (0.1, 100) or out is not None:
+        fixed = apply_overrides({}, list(overrides or []))
+        if (weight, latents) != (0.1, 100) or out is not None or {"weight", "latents", "use_choose"} & set(fixed):
             raise SeqrecError("--auto chooses λ and the latents itself and keeps its runs in the SAE run; leave out "
-                              "--lambda, --latents and --out")
-        tune_automatically(sae_dir, config, apply_overrides({}, list(overrides or [])), attributes_file, data_dir)
+                              "--lambda, --latents, --out and --set weight/latents/use_choose")
+        tune_automatically(sae_dir, config, fixed, attributes_file, data_dir)
         return
     if out is not None and out.exists():
         raise SeqrecError(f"{out} already exists; choose another --out (runs are never overwritten)")
@@ -257,7 +262,6 @@ def tune_automatically(sae_dir: Path, config: object, fixed: dict, attributes_fi
     from seqrec.cli.search import TrialPrinter, report_outcome
     from seqrec.search.tune_search import AUTO_GRID, METRIC, auto_tune
 
-    fixed = {k: v for k, v in fixed.items() if k not in AUTO_GRID}
     grid = ", ".join(f"{k} in {', '.join(f'{v:g}' for v in values)}" for k, values in AUTO_GRID.items())
     info(f"choosing on validation: {grid} (λ = weight, latents = x per direction)")
     with interruptible():

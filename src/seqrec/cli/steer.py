@@ -106,7 +106,7 @@ def warn_past_turn(rows: list[dict], alphas: list[float], sae_dir: Path, neurons
     from seqrec.steering.sweep import saved_turn
 
     turn, source = None, ""
-    if len(set(alphas)) >= 2:
+    if len(set(alphas)) >= 2 and (mode == "delta" or 0 in alphas):  # recon at α 0 is not the base model
         turn, source = turning_point(rows), "this table"
     elif (found := saved_turn(sae_dir, neurons, mode, stage)) is not None:
         turn, source = found[0], f"the sweep in {found[1]}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,10 +145,20 @@ def auto_tune(sae_dir: str | Path, targets: Sequence[str] = (), suppress: Sequen
     if not grid or any(not v for v in grid.values()):
         raise ConfigError(f"the grid needs at least one value per key; got {grid}")
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    overrides = {**dict(options.pop("overrides", None) or {}), "use_choose": False}
-    return run_tune_search(sae_dir, {key: list(values) for key, values in grid.items()}, trials=len(points),
-                           targets=targets, suppress=suppress, overrides=overrides, enqueue=points,
-                           seed=options.pop("seed", 0), **options)
+    overrides = dict(options.pop("overrides", None) or {})
+    if clash := sorted((set(grid) | {"use_choose"}) & set(overrides)):
+        raise ConfigError(f"{', '.join(clash)}: chosen by the grid (use_choose is off so that x varies); leave "
+                          "them out of the fixed settings")
+    config = tune_config({"targets": list(targets), "suppress": list(suppress)})
+    outcome = run_tune_search(sae_dir, {key: list(values) for key, values in grid.items()}, trials=len(points),
+                              targets=targets, suppress=suppress, overrides={**overrides, "use_choose": False},
+                              enqueue=points, seed=options.pop("seed", 0),
+                              study=options.pop("study", None) or f"{tuned_run_name(config)}-auto", **options)
+    finished = [t.params for t in outcome.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if missing := [p for p in points if p not in finished]:
+        warnings.warn(f"{len(missing)} grid points have no finished trial (e.g. {missing[0]}: interrupted or "
+                      f"failed earlier); delete {outcome.folder} and run again to try them", stacklevel=2)
+    return outcome
 
 
 def train_command(sae_dir: Path, raw: Mapping[str, Any], best: FrozenTrial) -> str:

@@ -131,11 +131,13 @@ def sae_quality_warnings(metrics: dict, max_cost: float = MAX_RECONSTRUCTION_COS
     if cost > max_cost:
         found.append(f"scoring through this SAE's reconstruction costs {cost:.1%} of validation NDCG@10 ({base:.4f} "
                      f"-> {sae:.4f}): the SAE run's own recommender and `recon` steering carry that loss (`delta` "
-                     "steering does not); a larger dictionary or k (--set scale=32 --set k=16) reconstructs better")
+                     "steering does not); `seqrec sae train --auto-size` doubles the latents and k until it "
+                     "reconstructs well")
     if metrics["valid_fvu"] > max_fvu:
         found.append(f"the SAE leaves {metrics['valid_fvu']:.1%} of the validation vectors' variance unexplained "
                      f"(FVU above {max_fvu:.0%}): its latents describe the users only roughly, so steering them "
-                     "moves less than the model knows; try more latents, a larger k or more training vectors")
+                     "moves less than the model knows; try `--auto-size` (more latents and a larger k) or more "
+                     "training vectors")
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +57,9 @@ def sweep_latents(sae_run: SAERun | str | Path, attributes: list[str], data: Spl
     return sweep
 
 
-def find_sweep(sae_run: SAERun, attributes: list[str]) -> LatentSweep | None:
+def find_sweep(sae_run: SAERun, attributes: list[str], use_choose: bool = True) -> LatentSweep | None:
     """The saved sweep of this SAE run to tune `attributes` from: the newest one where `sae choose` wrote a
-    controller file for every attribute, else the newest that measured every one of them."""
+    controller file for every attribute (when `use_choose`), else the newest that measured every one of them."""
     if sae_run.path is None:
         return None
     folders = sorted(sae_run.path.glob("latent-sweep-*"), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -70,7 +71,7 @@ def find_sweep(sae_run: SAERun, attributes: list[str]) -> LatentSweep | None:
             continue
         if set(attributes) <= set(sweep.attributes):
             covering.append(sweep)
-    chosen = [s for s in covering if all(controller_file(s, a) is not None for a in attributes)]
+    chosen = [s for s in covering if use_choose and all(controller_file(s, a) is not None for a in attributes)]
     return (chosen or covering or [None])[0]
 
 
@@ -86,7 +87,9 @@ def read_controller_file(file: Path, latents: int) -> list[int]:
     """The latent ids of a controller file ({"comment", "ablations": [ids]}); damaged files raise RunError."""
     try:
         ids = json.loads(file.read_text())["ablations"]
-        ids = [int(j) for j in ids]
+        if not isinstance(ids, list) or not ids or not all(isinstance(j, int) and not isinstance(j, bool)
+                                                           for j in ids):
+            raise ValueError(f"ablations must be a non-empty list of latent ids, got {ids!r}")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{file} is damaged ({type(exc).__name__}: {exc}); write it again with `seqrec sae choose` "
                        "or delete it") from None
@@ -96,25 +99,31 @@ def read_controller_file(file: Path, latents: int) -> list[int]:
 
 
 def select_latents(sweep: LatentSweep, attributes: list[str], x: int, use_choose: bool = True,
-                   latents: int | None = None) -> tuple[list[int], dict[str, str]]:
+                   latents: int | None = None, suppressed: Collection[str] = (),
+                   x_given: bool = False) -> tuple[list[int], dict[str, str]]:
     """Union over attributes of their regulating latents, and where each attribute's came from.
 
     Per attribute: the ids in `sae choose`'s controller_<attribute>.json when the sweep folder has one (and
-    `use_choose`), else the top-x raising and top-x lowering latents of the sweep. Warns when an attribute has
-    no latent that raises it (tuning toward it then has nothing of its own to act on) or fewer than x.
+    `use_choose`), else the top-x raising and top-x lowering latents of the sweep. Warns when the sweep found no
+    latent that moves an attribute the way it is tuned (raising a target, lowering a `suppressed` one): tuning
+    then has nothing of its own to act on; when fewer than x exist; and when a file wins over an `x_given`.
     """
     chosen: set[int] = set()
     sources: dict[str, str] = {}
     for attribute in attributes:
         file = controller_file(sweep, attribute) if use_choose else None
         positive, negative = choose_latents(sweep, attribute, x)
-        if not positive:
-            warnings.warn(f"{attribute}: the latent sweep found no latent that raises it (no latent's amplification "
-                          "adds its items to the lists); tuning toward it is unlikely to help", stacklevel=2)
+        lowering = attribute in suppressed
+        if not (negative if lowering else positive):
+            warnings.warn(f"{attribute}: the latent sweep found no latent that {'lowers' if lowering else 'raises'} "
+                          f"it; tuning {'away from' if lowering else 'toward'} it is unlikely to help", stacklevel=2)
         if file is not None:
             ids = read_controller_file(file, latents or sweep.scores.shape[0])
             chosen |= set(ids)
             sources[attribute] = f"{len(ids)} latents from {file}"
+            if x_given:
+                warnings.warn(f"{attribute}: using the {len(ids)} latents `sae choose` wrote to {file}, not x={x}; "
+                              "pass --set use_choose=false to choose x from the sweep", stacklevel=2)
             continue
         if positive and (len(positive) < x or len(negative) < x):
             warnings.warn(f"{attribute}: asked for {x} latents per direction, the sweep has {len(positive)} that "
@@ -164,8 +173,11 @@ def tune(sae_run: SAERun | str | Path, config: TuneConfig, data: SplitData | Non
     sae_run = _sae_run(sae_run)
     data = run_data(sae_run.base, data=data)
     membership = attribute_matrix(data.catalog, config.attributes)  # [N+1, A]; unknown attributes fail here
-    sweep = sweep or find_sweep(sae_run, config.attributes) or sweep_latents(sae_run, config.attributes, data)
-    latents, sources = select_latents(sweep, config.attributes, config.latents, config.use_choose, sae_run.sae.latents)
+    sweep = (sweep or find_sweep(sae_run, config.attributes, config.use_choose)
+             or sweep_latents(sae_run, config.attributes, data))
+    x_given = config.latents != TuneConfig.__dataclass_fields__["latents"].default
+    latents, sources = select_latents(sweep, config.attributes, config.latents, config.use_choose,
+                                      sae_run.sae.latents, config.suppress, x_given)
     inputs = inputs or TuningInputs.compute(sae_run, data, config.max_instances, config.seed)
     model, sae = sae_run.base.model, sae_run.sae
     controller = LatentController(latents, sae.latents).to(model.device)

@@ -37,7 +37,7 @@ class SAEConfig:
     batch_size: int = 1024
     lr: float = 1e-3
     patience: int = 3  # epochs without validation-FVU improvement
-    plateau: int = 0  # divide lr by 10 after this many epochs without improvement (PopSteer: 10); 0 = constant lr
+    plateau: int = 0  # divide lr by 10 after this many epochs without a better valid FVU (PopSteer: 10); 0 = off
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -55,6 +55,9 @@ class SAEConfig:
                 raise ConfigError(f"sae.{key} must be >= 1, got {getattr(self, key)}")
         if min(self.k_aux, self.max_vectors, self.patience, self.plateau) < 0 or self.valid_vectors < 1 or self.lr <= 0:
             raise ConfigError("sae.k_aux, max_vectors, patience and plateau must be >= 0; valid_vectors >= 1; lr > 0")
+        if self.plateau and self.patience and self.plateau >= self.patience:
+            raise ConfigError(f"sae.plateau ({self.plateau}) must be below sae.patience ({self.patience}): early "
+                              "stopping would end training before the learning rate drops")
 
     def resolved_k_aux(self, dim: int) -> int:
         return self.k_aux or max(1, int(self.PRESETS[self.preset]["k_aux_per_dim"] * dim))

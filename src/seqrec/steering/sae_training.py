@@ -45,8 +45,8 @@ def fit_sae(train: torch.Tensor, valid: torch.Tensor, config: SAEConfig, progres
     sae = TopKSAE(dim, config.scale * dim, config.k).to(train.device)
     k_aux = config.resolved_k_aux(dim)
     optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
-    schedule = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=config.plateau)
-                if config.plateau else None)
+    schedule = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=config.plateau - 1)
+                if config.plateau else None)  # torch's patience counts the bad epochs it lets pass
     dead: list[torch.Tensor | None] = [None]  # latents silent in the previous epoch
 
     def run_epoch(epoch: int) -> Record:

@@ -92,8 +92,8 @@ class SteeredRun:
 
 
 def steered_run_name(config: SteerConfig) -> str:
-    """steered-popularity-a1.5, steered-popularity-a2-n64 (recon mode adds -recon, the non-default stage -pre or
-    -post)."""
+    """steered-popularity-a1.5, steered-popularity-a2-n64 (recon mode adds -recon, a stage other than the
+    default adds it, e.g. -post)."""
     name = f"steered-{config.concept}-a{config.alpha:g}"
     name += f"-n{config.neurons}" if config.neurons is not None else ""
     name += f"-{config.stage}" if config.stage != DEFAULT_STAGE else ""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from seqrec.data.splits import EvalSplit
+from seqrec.errors import SeqrecError
 from seqrec.evaluation.evaluate import evaluate
 from seqrec.files import dumps_json
 from seqrec.run_folders import write_atomically
@@ -105,7 +106,7 @@ def saved_turn(sae_dir: Path, neurons: int | None, mode: str, stage: str = "pre"
             if same != (neurons, mode, stage):
                 continue
             turn = turning_point(rows)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, SeqrecError):
             continue  # not a readable sweep: nothing to learn from it
         if turn is not None:
             found.append((turn, file.parent))
