@@ -145,3 +145,34 @@ def test_every_steering_form_raises_the_tail_share(sae_run: SAERun, steer_data: 
         return float((labels[scores.topk(10).indices.numpy()] == TAIL).mean())
 
     assert tail_share(0.0) < tail_share(4.0)
+
+
+def test_matched_profiles_replace_each_item_by_its_nearest_head_or_tail_item(steer_data: SplitData) -> None:
+    from seqrec.steering.popsteer import nearest
+
+    vectors = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])  # item 0 is padding
+    assert list(nearest(vectors, np.array([1, 2]))) == [1, 1, 2, 1, 2]  # 3 is nearest 1, 4 nearest 2
+    stats = steer_data.item_stats
+    rng = np.random.default_rng(0)
+    item_vectors = rng.normal(size=(steer_data.num_items + 1, 4))
+    popular, unpopular = popularity_profiles(steer_data.train, stats, 50, max_len=20, seed=1,
+                                             item_vectors=item_vectors)
+    real = sample_prefixes(steer_data.train, 50, np.random.default_rng(1), 20)
+    assert np.array_equal(popular.lengths, real.lengths) and np.array_equal(unpopular.lengths, real.lengths)
+    head, tail = stats.labels[popular.items], stats.labels[unpopular.items]
+    assert (head == HEAD).all() and (tail == TAIL).all()
+    head_items = np.flatnonzero(stats.labels == HEAD)
+    head_items = head_items[head_items > 0]
+    expected = head_items[np.argmax(item_vectors[real.items] @ item_vectors[head_items].T, axis=1)]
+    expected[stats.labels[real.items] == HEAD] = real.items[stats.labels[real.items] == HEAD]
+    assert np.array_equal(popular.items, expected)
+
+
+def test_a_matched_probe_is_cached_apart_from_a_random_one(sae_run: SAERun, steer_data: SplitData) -> None:
+    random_stats, _ = probe(sae_run, steer_data, profiles=256, seed=0, matched=False)
+    matched_stats, computed = probe(sae_run, steer_data, profiles=256, seed=0, matched=True)
+    assert computed and matched_stats.settings["matched"] and "embedding-matched" in matched_stats.describe()
+    assert not np.allclose(matched_stats.mean_unpop, random_stats.mean_unpop)
+    again, computed_again = probe(sae_run, steer_data)  # steering reuses whatever is cached: the matched probe
+    assert not computed_again and again.settings["matched"]
+    probe(sae_run, steer_data, profiles=1024, matched=False)  # leave the random probe other tests expect

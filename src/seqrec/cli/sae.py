@@ -88,6 +88,10 @@ def sae_train(run_dir: Annotated[Path, run_argument("Run directory of the base m
 @sae_app.command("probe")
 def sae_probe(sae_dir: SAERunDir, concept: Annotated[str, typer.Option(help="Concept to probe.")] = "popularity",
               profiles: Annotated[int, typer.Option(help="Synthetic profiles per polarity.")] = 8192,
+              matched: Annotated[bool, typer.Option(
+                  "--matched/--random", help="Profiles from real prefixes with each item replaced by its most "
+                                             "similar head (tail) item (PopSteer 2.0), or random head/tail items.")]
+              = False,
               data_dir: DataDir = None) -> None:
     """Find the SAE neurons that separate popular-only from unpopular-only synthetic users (Cohen's d)."""
     import numpy as np
@@ -101,10 +105,11 @@ def sae_probe(sae_dir: SAERunDir, concept: Annotated[str, typer.Option(help="Con
         raise SeqrecError(f"--profiles must be >= 2, got {profiles}")
     sae_run = load_sae_run(sae_dir)
     with interruptible():
-        stats, computed = probe(sae_run, run_data(sae_run.base, data_dir), concept, profiles=profiles)
+        stats, computed = probe(sae_run, run_data(sae_run.base, data_dir), concept, profiles=profiles,
+                                matched=matched)
     d = stats.cohens_d
     state = "computed" if computed else "read from the earlier probe"
-    console.print(f"{concept} probe ({state}, {stats.profiles:,} profiles per polarity): {int((d > 0).sum())} "
+    console.print(f"{concept} probe ({state}, {stats.describe()}): {int((d > 0).sum())} "
                   f"popular neurons (d > 0), {int((d < 0).sum())} unpopular (d < 0); median |d| "
                   f"{np.median(np.abs(d)):.2f}, max |d| {np.abs(d).max():.2f}")
     table = Table("neuron", "Cohen's d", "mean popular", "mean unpopular", title="strongest neurons")

@@ -142,13 +142,15 @@ def sae_quality_warnings(metrics: dict, max_cost: float = MAX_RECONSTRUCTION_COS
 
 
 def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popularity", profiles: int | None = None,
-          seed: int | None = None) -> tuple[NeuronStats, bool]:
+          seed: int | None = None, matched: bool | None = None) -> tuple[NeuronStats, bool]:
     """Neuron statistics for `concept`, read from the SAE run if already probed, else computed (and saved).
 
     Returns the statistics and whether they were computed now; `stats.describe()` says which settings produced
     them. The cache, `probe-<concept>.npz` in the SAE run, records those settings (profiles asked for, seed, and
     a fingerprint of the head/tail item labels the profiles are drawn from):
 
+    - `matched`: embedding-matched profiles (PopSteer 2.0) instead of random ones; None, like `profiles` and
+      `seed`, takes the cached probe's.
     - `profiles` / `seed` left as None (what `steer` and `popsteer` do): an existing probe is reused whatever its
       size or seed — steering should use the probe the user made with `seqrec sae probe`, not silently redo it
       with other settings. Without a cache, 8192 profiles and seed 0.
@@ -168,7 +170,8 @@ def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popula
             cached = NeuronStats.load(file, sae_run.sae.latents)
         except RunError as exc:
             warnings.warn(str(exc).removesuffix(f"; {PROBE_FIX}") + "; recomputing it", stacklevel=2)
-    wanted = {"profiles": profiles, "seed": seed, **(label_settings(data.item_stats) if data is not None else {})}
+    wanted = {"profiles": profiles, "seed": seed, "matched": matched,
+              **(label_settings(data.item_stats) if data is not None else {})}
     if cached is not None:
         differ = settings_mismatch(cached.settings, wanted)
         if not differ:
@@ -176,10 +179,12 @@ def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popula
         warnings.warn(f"{file} was computed with other settings ({differ}); recomputing it", stacklevel=2)
         profiles = profiles if profiles is not None else cached.settings.get("profiles", cached.profiles)
         seed = seed if seed is not None else cached.settings.get("seed", 0)
+        matched = matched if matched is not None else cached.settings.get("matched", False)
     data = run_data(sae_run.base, data=data)
     model = sae_run.base.model.eval()
     stats = probe_popularity(model, sae_run.sae, data.train, data.item_stats,
-                             profiles=DEFAULT_PROFILES if profiles is None else profiles, seed=seed or 0)
+                             profiles=DEFAULT_PROFILES if profiles is None else profiles, seed=seed or 0,
+                             matched=bool(matched))
     if file is not None:
         stats.save(file)
     return stats, True

@@ -63,7 +63,8 @@ class NeuronStats:
         if not _valid_settings(self.settings):
             return f"{self.profiles:,} profiles per polarity (other settings not recorded)"
         s = self.settings
-        return (f"{self.profiles:,} profiles per polarity (asked for {s['profiles']:,}; seed {s['seed']}; "
+        kind = "embedding-matched" if s.get("matched") else "random items"
+        return (f"{self.profiles:,} profiles per polarity ({kind}; asked for {s['profiles']:,}; seed {s['seed']}; "
                 f"{s['head_items']} head / {s['tail_items']} tail items)")
 
     def save(self, path: Path) -> None:
@@ -121,14 +122,16 @@ def label_settings(stats: ItemStats) -> dict[str, Any]:
             "tail_items": int((stats.labels[1:] == TAIL).sum())}
 
 
-def probe_settings(stats: ItemStats, profiles: int, seed: int) -> dict[str, Any]:
+def probe_settings(stats: ItemStats, profiles: int, seed: int, matched: bool = False) -> dict[str, Any]:
     """Everything besides the SAE and the base run that a popularity probe depends on."""
-    return {"profiles": int(profiles), "seed": int(seed), **label_settings(stats)}
+    return {"profiles": int(profiles), "seed": int(seed), "matched": bool(matched), **label_settings(stats)}
 
 
 def settings_mismatch(cached: dict[str, Any], wanted: dict[str, Any]) -> str:
     """How the cached settings differ from `wanted` in profiles, seed or labels (None = any), in words; "" if not."""
-    diffs = [f"{key} {cached.get(key, 'not recorded')} (asked for {wanted[key]})" for key in ("profiles", "seed")
+    cached = {"matched": False, **cached}  # probes saved before matched profiles existed drew random ones
+    diffs = [f"{key} {cached.get(key, 'not recorded')} (asked for {wanted[key]})"
+             for key in ("profiles", "seed", "matched")
              if wanted.get(key) is not None and cached.get(key) != wanted[key]]
     if wanted.get("labels") is not None and cached.get("labels") != wanted["labels"]:
         diffs.append(f"head/tail items {cached.get('head_items', '?')}/{cached.get('tail_items', '?')} "
@@ -141,11 +144,14 @@ def check_concept(concept: str) -> None:
         raise SeqrecError(f"unknown concept {concept!r}; available: {', '.join(CONCEPTS)}")
 
 
-def popularity_profiles(train: Sequences, stats: ItemStats, n: int, max_len: int, seed: int = 0
-                        ) -> tuple[Sequences, Sequences]:
-    """`n` popular-only and `n` unpopular-only profiles with the lengths of `n` random training prefixes.
+def popularity_profiles(train: Sequences, stats: ItemStats, n: int, max_len: int, seed: int = 0,
+                        item_vectors: np.ndarray | None = None) -> tuple[Sequences, Sequences]:
+    """`n` popular-only and `n` unpopular-only profiles from `n` random training prefixes.
 
-    Items are drawn uniformly with replacement from the head (label +1) and tail (label −1) items.
+    Random (PopSteer): items drawn uniformly with replacement from the head (label +1) and tail (label −1) items,
+    at the prefixes' lengths. Matched (PopSteer 2.0, given `item_vectors` [N+1, D]): each prefix keeps its
+    sequence, with every item replaced by its most similar head (tail) item by dot product, so the profiles
+    look like real users that happen to consume only popular (unpopular) items.
     """
     head, tail = np.flatnonzero(stats.labels == HEAD), np.flatnonzero(stats.labels == TAIL)
     head, tail = head[head > 0], tail[tail > 0]
@@ -153,23 +159,40 @@ def popularity_profiles(train: Sequences, stats: ItemStats, n: int, max_len: int
         raise SeqrecError(f"the popularity concept needs head and tail items; this dataset has {len(head)} head "
                           f"and {len(tail)} tail items (too few interactions or a flat popularity curve)")
     rng = np.random.default_rng(seed)
-    lengths = sample_prefixes(train, n, rng, max_len).lengths
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    prefixes = sample_prefixes(train, n, rng, max_len)
+    offsets = np.concatenate([[0], np.cumsum(prefixes.lengths)]).astype(np.int64)
+    if item_vectors is not None:
+        items = prefixes.items
+        return (Sequences(offsets, nearest(item_vectors, head)[items]),
+                Sequences(offsets, nearest(item_vectors, tail)[items]))
     total = int(offsets[-1])
     return Sequences(offsets, rng.choice(head, total)), Sequences(offsets, rng.choice(tail, total))
 
 
+def nearest(vectors: np.ndarray, candidates: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """For every item, the candidate with the largest dot product (candidates map to themselves).  -> [N+1]"""
+    out = np.zeros(len(vectors), dtype=np.int64)
+    pool = vectors[candidates].T  # [D, C]
+    for start in range(0, len(vectors), chunk):
+        out[start : start + chunk] = candidates[np.argmax(vectors[start : start + chunk] @ pool, axis=1)]
+    out[candidates] = candidates
+    return out
+
+
 @torch.no_grad()
 def probe_popularity(model: SequentialEncoder, sae: TopKSAE, train: Sequences, stats: ItemStats,
-                     profiles: int = 8192, seed: int = 0) -> NeuronStats:
-    """Pre-activation mean and (population) std of every neuron on synthetic popular / unpopular users."""
-    popular, unpopular = popularity_profiles(train, stats, profiles, model.max_len, seed)
+                     profiles: int = 8192, seed: int = 0, matched: bool = False) -> NeuronStats:
+    """Pre-activation mean and (population) std of every neuron on synthetic popular / unpopular users (random
+    or, `matched`, embedding-matched profiles; see `popularity_profiles`)."""
+    vectors = model.item_embeddings().detach().float().cpu().numpy() if matched else None
+    popular, unpopular = popularity_profiles(train, stats, profiles, model.max_len, seed, vectors)
     moments = []
     for seqs in (popular, unpopular):
         pre = sae.pre_activations(user_vectors(model, seqs).to(sae.W_dec.device)).double()  # [P, H]
         moments.append((pre.mean(0).cpu().numpy(), pre.std(0, unbiased=False).cpu().numpy()))
     (mp, sp), (mu, su) = moments
-    return NeuronStats(mp, sp, mu, su, profiles=len(popular), settings=probe_settings(stats, profiles, seed))
+    return NeuronStats(mp, sp, mu, su, profiles=len(popular),
+                       settings=probe_settings(stats, profiles, seed, matched))
 
 
 class PopularitySteering:
