@@ -90,8 +90,9 @@ def sae_probe(sae_dir: SAERunDir, concept: Annotated[str, typer.Option(help="Con
               profiles: Annotated[int, typer.Option(help="Synthetic profiles per polarity.")] = 8192,
               matched: Annotated[bool, typer.Option(
                   "--matched/--random", help="Profiles from real prefixes with each item replaced by its most "
-                                             "similar head (tail) item (PopSteer 2.0), or random head/tail items.")]
-              = False,
+                                             "similar head (tail) item (PopSteer 2.0), or random head/tail items "
+                                             "(PopSteer).")]
+              = True,
               data_dir: DataDir = None) -> None:
     """Find the SAE neurons that separate popular-only from unpopular-only synthetic users (Cohen's d)."""
     import numpy as np

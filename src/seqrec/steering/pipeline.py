@@ -38,6 +38,7 @@ SUMMARY_METRICS = ("NDCG@10", "HR@10")
 MAX_RECONSTRUCTION_COST = 0.03  # warn when scoring through the reconstruction loses more of valid NDCG@10
 MAX_FVU = 0.1  # warn when the SAE leaves more of the validation vectors' variance unexplained
 DEFAULT_PROFILES = 8192  # synthetic profiles per polarity when nothing is cached or asked for
+DEFAULT_MATCHED = True  # embedding-matched profiles unless asked otherwise (see "When steering works")
 
 
 def training_vectors(run: Run, data: SplitData, config: SAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,8 +150,8 @@ def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popula
     them. The cache, `probe-<concept>.npz` in the SAE run, records those settings (profiles asked for, seed, and
     a fingerprint of the head/tail item labels the profiles are drawn from):
 
-    - `matched`: embedding-matched profiles (PopSteer 2.0) instead of random ones; None, like `profiles` and
-      `seed`, takes the cached probe's.
+    - `matched`: embedding-matched profiles (PopSteer 2.0, the default) or random ones (PopSteer); None, like
+      `profiles` and `seed`, takes the cached probe's.
     - `profiles` / `seed` left as None (what `steer` and `popsteer` do): an existing probe is reused whatever its
       size or seed — steering should use the probe the user made with `seqrec sae probe`, not silently redo it
       with other settings. Without a cache, 8192 profiles and seed 0.
@@ -184,7 +185,7 @@ def probe(sae_run: SAERun, data: SplitData | None = None, concept: str = "popula
     model = sae_run.base.model.eval()
     stats = probe_popularity(model, sae_run.sae, data.train, data.item_stats,
                              profiles=DEFAULT_PROFILES if profiles is None else profiles, seed=seed or 0,
-                             matched=bool(matched))
+                             matched=DEFAULT_MATCHED if matched is None else matched)
     if file is not None:
         stats.save(file)
     return stats, True
