@@ -78,6 +78,18 @@ def item_side_rows(run, data, split, alphas, mask_seen: bool) -> tuple[list[dict
 
 
 ITEM_CACHE: dict[int, tuple] = {}
+LABELS = {  # what each variant is, for the tables
+    "default": "random profiles, shift before top-k (the paper)",
+    "post-topk": "random profiles, shift after top-k",
+    "per-user": "random profiles, shift scaled per user",
+    "neurons-256": "random profiles, 256 neurons",
+    "probe-86k": "random profiles, 86,016 of them",
+    "probe-matched": "embedding-matched profiles (the default probe), before top-k",
+    "probe-matched-post": "embedding-matched profiles, after top-k",
+    "sae-long": "random profiles, SAE on PopSteer's longer schedule",
+    "sae-long-post": "random profiles, longer SAE schedule, after top-k",
+    "item-side": "PopSteer 2.0's item-side SAE",
+}
 GRID = {"weight": (0.1, 1.0, 5.0), "latents": (100,)}
 
 
@@ -363,9 +375,10 @@ def summarise(args: argparse.Namespace) -> None:
     variants = sorted({v for r in records for v in r.get("popsteer", {}).get("variants", {})},
                       key=lambda v: list(VARIANTS).index(v))
     for variant in variants:
-        text += [f"PopSteer ({variant}) vs re-weighting, test split", "", *popsteer_table(records, variant), ""]
+        text += [f"**PopSteer ({LABELS[variant]}) against re-weighting**, test split", "",
+                 *popsteer_table(records, variant), ""]
         plot_curves(records, variant, args.folder)
-    text += ["RecFTT over attribute values on 5-50% of the items, test split", "", *recftt_table(records)]
+    text += ["**RecFTT over attribute values on 5-50% of the items**, test split", "", *recftt_table(records)]
     (args.folder / "summary.md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
 
