@@ -302,7 +302,8 @@ def recftt_table(records: list[dict]) -> list[str]:
             costs.append(1 - m["valid_sae_NDCG@10"] / m["valid_base_NDCG@10"])
             fvus.append(m["valid_fvu"])
         counts = {w: lambdas.count(w) for w in sorted(set(lambdas))}
-        lines.append(f"| {dataset} | {len(parts)} | {len(parts[0]['targets'])} | {mean_std(costs, '{:.1%}')} | "
+        sizes = ", ".join(str(len(p["targets"])) for p in parts)
+        lines.append(f"| {dataset} | {len(parts)} | {sizes} | {mean_std(costs, '{:.1%}')} | "
                      f"{mean_std(fvus)} | {mean_std(medians, '{:+.1%}')} | {mean_std(means, '{:+.1%}')} | "
                      f"{mean_std(worsts, '{:+.1%}')} | {mean_std(overall, '{:+.1%}')} / "
                      f"{mean_std(worst_overall, '{:+.1%}')} | "
@@ -345,7 +346,7 @@ def plot_curves(records: list[dict], variant: str, folder: Path) -> list[Path]:
                 ax.grid(alpha=0.3)
         axes[0].set_ylabel("test NDCG@10")
         axes[0].legend(fontsize=6)
-        fig.suptitle(f"{dataset}: PopSteer ({variant}) vs popularity re-weighting; dotted line: 5% below base",
+        fig.suptitle(f"{dataset}: PopSteer ({LABELS.get(variant, variant)}) vs re-weighting; dotted: 5% below base",
                      fontsize=9)
         fig.tight_layout()
         file = folder / f"{dataset}_{variant}.png"

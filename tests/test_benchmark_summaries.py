@@ -39,3 +39,32 @@ def test_rare_target_slices_by_hand() -> None:
     assert out["rare 0 users"] == 2 and out["rare 0 NDCG@10"] == pytest.approx(0.5)
     empty = _module("rare_targets").rare_slices(gains, counts + 100, [5])
     assert empty["rare <= 5 users"] == 0 and empty["rare <= 5 NDCG@10"] is None
+
+
+def test_steering_suite_targets_values_on_5_to_50_percent_and_formats_mean_and_spread() -> None:
+    from seqrec.data.catalog import ItemCatalog
+
+    suite = _module("steering_suite")
+    genres = [(), *[("Drama",)] * 12, *[("Comedy", "Drama")] * 3, ("Horror",), *[("Drama",)] * 3]  # 19 items
+    catalog = ItemCatalog(num_items=19, attributes={"genre": genres})
+    # Drama is on 18 of 19 items (too common), Comedy on 3 (15.8%), Horror on 1 (5.3%)
+    assert suite.attribute_targets(catalog) == [("Comedy", 3 / 19), ("Horror", 1 / 19)]
+    assert suite.mean_std([0.1, 0.3], "{:+.3f}") == "+0.200 ± 0.141"
+    assert suite.mean_std([0.25]) == "0.250" and suite.mean_std([None]) == "–"
+
+
+def test_steering_suite_recomputes_choices_from_the_rows() -> None:
+    suite = _module("steering_suite")
+
+    def row(method: str, strength: float, ndcg: float, cov: float) -> dict:
+        return {"method": method, "strength": strength, "NDCG@10": ndcg, "deep_lt_coverage@10": cov,
+                "gini@10": 1.0 - cov}
+
+    valid = [row("base", 0, 0.2, 0.5), row("popsteer", 1, 0.195, 0.6), row("popsteer", 2, 0.17, 0.9),
+             row("reweight", 4, 0.192, 0.55)]
+    test = [row("base", 0, 0.21, 0.5), row("popsteer", 1, 0.2, 0.61), row("popsteer", 2, 0.18, 0.88),
+            row("reweight", 4, 0.2, 0.57)]
+    result = {"valid": {"rows": valid}, "test": {"rows": test}}
+    suite.recompute({"popsteer": {"variants": {"v": result}}})
+    assert result["chosen"]["popsteer"] == test[1] and result["chosen"]["reweight"] == test[3]  # α 2 fails 5%
+    assert result["test"]["comparison"]["deep_lt_coverage@10"]["at_or_above"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 from rich import box
@@ -80,11 +81,16 @@ def _steering_tour(console: Console, run: Run, data: SplitData, progress: bool =
     from seqrec.steering.sweep import popularity_sweep, write_sweep
 
     console.rule("interpreting and steering SASRec with a sparse autoencoder (PopSteer)")
-    sae_run = train_sae(run, SAEConfig(preset="popsteer", max_vectors=20_000, epochs=8), data=data, progress=progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the SAE's quality warnings are printed below, in the demo's words
+        sae_run = train_sae(run, SAEConfig(preset="popsteer", max_vectors=20_000, epochs=8), data=data,
+                            progress=progress)
     m = sae_run.metrics
     console.print(f"SAE: {sae_run.sae.latents} latents, k={sae_run.config.k}; FVU {m['valid_fvu']:.3f}, dead "
                   f"latents {m['dead_ratio']:.1%}; test NDCG@10 base {m['test_base_NDCG@10']:.4f} -> "
                   f"reconstructed {m['test_sae_NDCG@10']:.4f}")
+    for message in m["warnings"]:  # a short demo SAE: the library says what a user should know about it
+        console.print(f"[yellow]note: {message}[/]")
     stats, _ = probe(sae_run, data, profiles=4096)
     d = stats.cohens_d
     console.print(f"popularity probe: {int((d > 0).sum())} neurons fire more for popular-only users, "
