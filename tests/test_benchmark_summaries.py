@@ -68,3 +68,30 @@ def test_steering_suite_recomputes_choices_from_the_rows() -> None:
     suite.recompute({"popsteer": {"variants": {"v": result}}})
     assert result["chosen"]["popsteer"] == test[1] and result["chosen"]["reweight"] == test[3]  # α 2 fails 5%
     assert result["test"]["comparison"]["deep_lt_coverage@10"]["at_or_above"] is True
+
+
+def test_steering_suite_tables_by_hand() -> None:
+    suite = _module("steering_suite")
+
+    def row(method: str, strength: float, ndcg: float, cov: float) -> dict:
+        return {"method": method, "strength": strength, "NDCG@10": ndcg, "deep_lt_coverage@10": cov,
+                "gini@10": 1.0 - cov}
+
+    rows = [row("base", 0, 0.2, 0.5), row("popsteer", 1, 0.195, 0.6), row("reweight", 4, 0.19, 0.6)]
+    variant = {"valid": {"rows": rows}, "test": {"rows": rows}}
+    record = {"dataset": "toy", "seed": 0, "popsteer": {"variants": {"default": variant}}, "recftt": {
+        "sae": {"valid_base_NDCG@10": 0.2, "valid_sae_NDCG@10": 0.19, "valid_fvu": 0.05},
+        "targets": {"A": {"params": {"weight": 1.0}, "test": {"tuned_target": 0.625, "base_target": 0.5,
+                                                              "tuned_overall": 0.196, "base_overall": 0.2}},
+                    "B": {"params": {"weight": 5.0}, "test": {"tuned_target": 0.375, "base_target": 0.5,
+                                                              "tuned_overall": 0.2, "base_overall": 0.2}}}}}
+    suite.recompute(record)
+    cells = suite.popsteer_table([record], "default")[2].split(" | ")
+    # α 1: NDCG 0.195, coverage 0.6/0.5 = 1.2×, Gini 0.4; β 4 is 5% below the base: still inside the window
+    assert cells[3:7] == ["1", "0.1950", "1.200", "0.400"] and cells[7:11] == ["4", "0.1900", "1.200", "0.400"]
+    # PopSteer reaches 0.6 at 0.195, re-weighting at 0.19: margins grow linearly to 0.05 at 0.195, then the
+    # window ends where PopSteer stops (half of it): mean 0.025, smallest 0
+    assert cells[11] == "50%" and cells[12] == "+0.025 / +0.000" and cells[14] == "1 of 1"
+    recftt = suite.recftt_table([record])[2].split(" | ")
+    # target gains +25% and −25% (median 0%), overall −2% and 0%; the SAE costs 5% of valid NDCG@10
+    assert recftt[3:10] == ["5.0%", "0.050", "+0.0%", "+0.0%", "-25.0%", "-1.0% / -2.0%", "1: 1, 5: 1 |"]

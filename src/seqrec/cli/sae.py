@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,6 +22,9 @@ from seqrec.cli.common import (
     set_option,
 )
 from seqrec.errors import SeqrecError
+
+if TYPE_CHECKING:
+    from seqrec.steering.tuning import TuneConfig
 
 sae_app = typer.Typer(no_args_is_help=True, help="Sparse autoencoders on a run's user vectors.")
 REPORT_KEYS = ("HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "HR@50", "NDCG@50")
@@ -189,7 +192,7 @@ def sae_choose(sweep_dir: Annotated[Path, typer.Argument(metavar="SWEEP", help="
                x: Annotated[int, typer.Option("-x", help="Latents per direction (raising and lowering).")] = 100,
                force: Annotated[bool, typer.Option(help="Replace existing controller files.")] = False) -> None:
     """Keep the top-x raising and top-x lowering latents per attribute: controller_<attribute>.json."""
-    from seqrec.steering.latent_sweep import choose_latents, file_stem, load_sweep
+    from seqrec.steering.latent_sweep import choose_latents, controller_path, load_sweep
 
     sweep = load_sweep(sweep_dir)
     names = list(attributes)
@@ -200,7 +203,7 @@ def sae_choose(sweep_dir: Annotated[Path, typer.Argument(metavar="SWEEP", help="
         if len(positive) < x or len(negative) < x:
             console.print(f"[yellow]{name}: asked for {x} per direction; the sweep has {len(positive)} raising and "
                           f"{len(negative)} lowering latents[/]")
-        file = sweep_dir / f"controller_{file_stem(name)}.json"
+        file = controller_path(sweep_dir, name)
         if file.exists() and not force:
             raise SeqrecError(f"{file} exists; pass --force to replace it")
         comment = f"{name}: top {len(positive)} raising and top {len(negative)} lowering latents (x={x})"
@@ -216,7 +219,7 @@ def sae_tune(sae_dir: SAERunDir,
              latents: Annotated[int, typer.Option(help="Latents per attribute and direction (x).")] = 100,
              overrides: Annotated[list[str] | None, set_option("Tune setting, e.g. epochs=5")] = None,
              auto: Annotated[bool, typer.Option("--auto", help="Choose λ and the latents per direction on "
-                                                "validation from a grid (a tuning search in RUN/tune-…-search).")]
+                                                "validation from a grid (a tuning search in RUN/tune-…-auto).")]
              = False,
              out: Annotated[Path | None, out_option("Tuned run directory.", "RUN/tune-…")] = None,
              attributes_file: AttributesFile = None, data_dir: DataDir = None) -> None:
@@ -262,7 +265,7 @@ def print_latent_sources(metrics: dict) -> None:
         console.print(f"  {attribute}: {source}")
 
 
-def tune_automatically(sae_dir: Path, config: object, fixed: dict, attributes_file: Path | None,
+def tune_automatically(sae_dir: Path, config: TuneConfig, fixed: dict, attributes_file: Path | None,
                        data_dir: str | None) -> None:
     """`sae tune --auto`: the grid as a tuning search, every trial printed, then the chosen run's comparison."""
     from seqrec.cli.search import TrialPrinter, report_outcome
@@ -271,7 +274,7 @@ def tune_automatically(sae_dir: Path, config: object, fixed: dict, attributes_fi
     grid = ", ".join(f"{k} in {', '.join(f'{v:g}' for v in values)}" for k, values in AUTO_GRID.items())
     info(f"choosing on validation: {grid} (λ = weight, latents = x per direction)")
     with interruptible():
-        outcome = auto_tune(sae_dir, config.targets, config.suppress, overrides=fixed,  # type: ignore[attr-defined]
+        outcome = auto_tune(sae_dir, config.targets, config.suppress, overrides=fixed,
                             progress=progress(), data_dir=data_dir,
                             attributes_file=str(attributes_file) if attributes_file else None,
                             on_trial=TrialPrinter(METRIC))
@@ -281,7 +284,7 @@ def tune_automatically(sae_dir: Path, config: object, fixed: dict, attributes_fi
     chosen = outcome.folder / outcome.best.user_attrs["run"]
     metrics = json.loads((chosen / "metrics.json").read_text())
     for split in ("valid", "test"):
-        print_comparison(metrics[split]["base"], metrics[split]["tuned"], config.attributes, split)  # type: ignore[attr-defined]
+        print_comparison(metrics[split]["base"], metrics[split]["tuned"], config.attributes, split)
     print_latent_sources(metrics)
     console.print(f"chosen tuned run: [bold]{chosen}[/] (load, evaluate or serve it like any tuned run)")
 

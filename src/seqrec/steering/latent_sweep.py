@@ -88,6 +88,11 @@ def file_stem(attribute: str) -> str:
     return re.sub(r"\W", "_", attribute)
 
 
+def controller_path(sweep_dir: str | Path, attribute: str) -> Path:
+    """Where `sae choose` writes (and `tune` reads) an attribute's chosen latents: controller_<attribute>.json."""
+    return Path(sweep_dir) / f"controller_{file_stem(attribute)}.json"
+
+
 def check_scales(scales: tuple[float, ...]) -> tuple[float, ...]:
     scales = tuple(float(s) for s in scales)
     if len(scales) < 2 or min(scales) <= 0 or not all(np.isfinite(scales)) or max(scales) == min(scales):

@@ -81,10 +81,16 @@ def train_sae(run: Run | str | Path, config: SAEConfig | None = None, data: Spli
     for message in metrics["warnings"]:
         warnings.warn(message, stacklevel=2)
     sae_run.metrics = metrics
-    if run.path is not None and save:
-        target = Path(output_dir) if output_dir else unique_run_dir(run.path, f"sae-{config.preset}")
-        save_sae_run(sae_run, target)
+    if save:
+        save_in_base(sae_run, output_dir)
     return sae_run
+
+
+def save_in_base(sae_run: SAERun, output_dir: str | Path | None) -> None:
+    """Save to `output_dir`, default a new `sae-<preset>` folder inside the base run, when the base run is on disk."""
+    if sae_run.base.path is not None:
+        save_sae_run(sae_run, Path(output_dir) if output_dir else unique_run_dir(sae_run.base.path,
+                                                                                 f"sae-{sae_run.config.preset}"))
 
 
 def train_sae_sized(run: Run | str | Path, config: SAEConfig | None = None, data: SplitData | None = None,
@@ -111,9 +117,7 @@ def train_sae_sized(run: Run | str | Path, config: SAEConfig | None = None, data
     chosen.metrics["sizes_tried"] = [
         {"latents": c.sae.latents, "k": c.config.k, "valid_fvu": c.metrics["valid_fvu"],
          "valid_cost": reconstruction_cost(c.metrics)} for c, _ in tried]
-    if run.path is not None:
-        target = Path(output_dir) if output_dir else unique_run_dir(run.path, f"sae-{config.preset}")
-        save_sae_run(chosen, target)
+    save_in_base(chosen, output_dir)
     return chosen
 
 

@@ -29,7 +29,7 @@ from seqrec.errors import RunError, SeqrecError
 from seqrec.files import write_file_atomically, write_text_atomically
 from seqrec.models.base import SequentialEncoder
 from seqrec.steering.activations import sample_prefixes, user_vectors
-from seqrec.steering.interventions import Stage, register_intervention
+from seqrec.steering.interventions import STAGES, Stage, register_intervention
 from seqrec.steering.sae import TopKSAE
 
 CONCEPTS = ("popularity",)
@@ -214,7 +214,7 @@ class PopularitySteering:
         neurons = h if neurons is None else neurons
         if not 1 <= neurons <= h:
             raise SeqrecError(f"neurons must be between 1 and the SAE's {h} latents; got {neurons}")
-        if stage not in ("pre", "post"):
+        if stage not in STAGES:
             raise SeqrecError(f"the popularity shift acts at stage 'pre' or 'post'; got {stage!r}")
         if per_user and stage != "pre":
             raise SeqrecError("per-user scaling applies to the pre-activations (stage 'pre')")

@@ -22,6 +22,7 @@ from seqrec.steering.latent_sweep import (
     DEFAULT_SCALES,
     LatentSweep,
     choose_latents,
+    controller_path,
     file_stem,
     latent_sweep,
     load_sweep,
@@ -79,7 +80,7 @@ def controller_file(sweep: LatentSweep, attribute: str) -> Path | None:
     """`sae choose`'s controller_<attribute>.json in the sweep's folder, if it wrote one."""
     if sweep.path is None:
         return None
-    file = Path(sweep.path) / f"controller_{file_stem(attribute)}.json"
+    file = controller_path(sweep.path, attribute)
     return file if file.is_file() else None
 
 
