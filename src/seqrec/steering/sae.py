@@ -37,7 +37,7 @@ class SAEConfig:
     batch_size: int = 1024
     lr: float = 1e-3
     patience: int = 3  # epochs without validation-FVU improvement
-    plateau: int = 0  # divide lr by 10 after this many epochs without a better valid FVU (PopSteer: 10); 0 = off
+    plateau: int = 0  # divide lr by 10 after this many epochs without a better valid FVU (PopSteer: 11); 0 = off
     seed: int = 42
 
     def __post_init__(self) -> None:
